@@ -1,0 +1,232 @@
+"""The one command-line interface: ``idrkit predict|train|evaluate|...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import IdrkitError, InputError
+from .regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH
+
+EPILOG = """examples:
+  idrkit predict proteins.fasta -o disorder.tsv            # default model, per-residue table
+  idrkit predict proteins.fasta -o out.csv --format csv    # competition CSV (proteinID,sequence,IDRs)
+  idrkit train --model w2v-nb --train labelled.fasta --out my_model
+  idrkit evaluate --ref labelled.fasta disorder.tsv
+"""
+
+
+def _add_region_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold", type=float, default=None,
+                   help="score at or above which a residue is called disordered (default: the model's own, "
+                        "chosen on held-out training data, else 0.5)")
+    p.add_argument("--min-length", type=int, default=DEFAULT_MIN_LENGTH,
+                   help=f"drop disordered regions shorter than this (default {DEFAULT_MIN_LENGTH}; 0 keeps all)")
+    p.add_argument("--max-gap", type=int, default=DEFAULT_MAX_GAP,
+                   help=f"fill ordered gaps of at most this many residues inside disorder (default {DEFAULT_MAX_GAP})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="idrkit", description="Predict intrinsically disordered regions (IDRs) of proteins from sequence.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"idrkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("predict", help="predict disorder for a FASTA, CSV or pickle file",
+                       description="Predict per-residue disorder scores, 0/1 calls and regions.")
+    p.add_argument("input", help="input file: FASTA (plain or labelled), competition CSV or pickle")
+    p.add_argument("-o", "--output", required=True, help="output file (a folder for --format caid)")
+    p.add_argument("--format", choices=["tsv", "caid", "csv", "json", "fasta"], default=None,
+                   help="output format (default: from the output name's extension, else tsv)")
+    p.add_argument("--model", default=None, help="trained model folder (default: the shipped default model)")
+    p.add_argument("--track", choices=["pdb", "nox"], default="pdb",
+                   help="definition of disorder for two-track models (default pdb)")
+    _add_region_options(p)
+
+    p = sub.add_parser("train", help="train a model on labelled files",
+                       description="Train a model family on labelled data and save it with a model card.")
+    p.add_argument("--model", required=True, help="model family: w2v-nb, gbdt, cnn, bilstm, transformer, ...")
+    p.add_argument("--train", required=True, nargs="+", action="extend", metavar="[TRACK:]FILE",
+                   help="labelled training file(s); prefix with pdb: or nox: to name the definition (default pdb)")
+    p.add_argument("--valid", default=None, help="labelled file for reporting figures (never trained on)")
+    p.add_argument("--out", required=True, help="folder to write the model into")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model parameter, e.g. --param epochs=10 (repeatable)")
+    p.add_argument("--holdout", type=float, default=0.1,
+                   help="fraction of training proteins held out for early stopping and threshold choice")
+    p.add_argument("--no-homology-split", action="store_true",
+                   help="hold out proteins at random instead of by MMseqs2 clusters")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("distil", help="train a student on a teacher's scores (and optionally labels)",
+                       description="Distillation: a teacher (metapredict-v3, metapredict-v2 or a model folder) "
+                                   "scores unlabelled FASTA files (cached on disk); a student learns from those "
+                                   "soft labels, jointly with labelled files if given.")
+    p.add_argument("--teacher", required=True, help="metapredict-v3, metapredict-v2 or a trained model folder")
+    p.add_argument("--unlabelled", required=True, nargs="+", action="extend", metavar="FASTA")
+    p.add_argument("--train", nargs="+", action="extend", default=[], metavar="[TRACK:]FILE",
+                   help="labelled file(s), prefixed pdb: or nox: (optional)")
+    p.add_argument("--model", default="cnn", help="student family: cnn, bilstm, transformer (default cnn)")
+    p.add_argument("--valid", default=None, help="labelled file for reporting figures (never trained on)")
+    p.add_argument("--out", required=True, help="folder to write the model into")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model parameter, e.g. --param pretrain_epochs=3 --param teacher_weight=0")
+    p.add_argument("--max-unlabelled", type=int, default=0, help="use at most this many unlabelled proteins")
+    p.add_argument("--holdout", type=float, default=0.1)
+    p.add_argument("--no-homology-split", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("evaluate", help="score predictions against a labelled file",
+                       description="Pooled CAID-style metrics of one or more prediction files.")
+    p.add_argument("predictions", nargs="+", help="prediction file(s): tsv, caid (file or folder), csv, json")
+    p.add_argument("--ref", required=True, help="labelled reference file")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold for the 0/1 metrics (default 0.5)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="add 95%% confidence intervals from N bootstrap resamples of proteins")
+    p.add_argument("--per-protein", default=None, metavar="TSV", help="write per-protein metrics here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _parse_params(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _output_format(path: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return {"csv": "csv", "json": "json", "fasta": "fasta", "fa": "fasta", "caid": "caid"}.get(suffix, "tsv")
+
+
+def cmd_predict(args) -> int:
+    from .predict import get_model, predict_records
+    from .sequences import iter_records, write_predictions
+
+    model = get_model(args.model)
+    fmt = _output_format(args.output, args.format)
+    preds = predict_records(iter_records(args.input), model, args.threshold, args.min_length, args.max_gap,
+                            track=args.track)
+    meta = {"idrkit": __version__, "model": args.model or "default", "track": args.track}
+    n = write_predictions(preds, args.output, fmt, meta)
+    print(f"wrote {n} proteins to {args.output} ({fmt})", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train_model
+
+    model, card = train_model(args.model, args.train, args.out, valid=args.valid,
+                              params=_parse_params(args.param), holdout=args.holdout, seed=args.seed,
+                              homology_split=not args.no_homology_split)
+    print(f"saved {args.model} model to {args.out} ({card['training_seconds']:.0f} s)", file=sys.stderr)
+    for name, figs in card["validation"].items():
+        print(f"{name}: " + ", ".join(f"{k}={figs[k]:.3f}" for k in ("auc", "ap", "fmax", "mcc", "f1")))
+    return 0
+
+
+def cmd_distil(args) -> int:
+    from .train import distil_model
+
+    model, card = distil_model(args.teacher, args.unlabelled, args.train, args.model, args.out, valid=args.valid,
+                               params=_parse_params(args.param), holdout=args.holdout, seed=args.seed,
+                               homology_split=not args.no_homology_split, max_unlabelled=args.max_unlabelled)
+    print(f"saved {args.model} student of {args.teacher} to {args.out} ({card['training_seconds']:.0f} s)",
+          file=sys.stderr)
+    for name, figs in card["validation"].items():
+        print(f"{name}: " + ", ".join(f"{k}={figs[k]:.3f}" for k in ("auc", "ap", "fmax", "mcc", "f1")))
+    return 0
+
+
+METRIC_COLUMNS = ("auc", "ap", "fmax", "fmax_threshold", "mcc", "bacc", "f1", "precision", "recall",
+                  "specificity", "competition_f1")
+
+
+def cmd_evaluate(args) -> int:
+    from .metrics import bootstrap, match, per_protein, pooled_metrics
+    from .sequences import read_predictions, read_records
+
+    refs = {r.id: r for r in read_records(args.ref, require_labels=True)}
+    rows = {}
+    per_rows = []
+    for path in args.predictions:
+        ids, labels, scores = match(refs, read_predictions(path))
+        m = pooled_metrics(labels, scores, threshold=args.threshold, ids=ids)
+        if args.bootstrap:
+            for k, (lo, hi) in bootstrap(labels, scores, args.threshold, n=args.bootstrap).items():
+                m[f"{k}_ci"] = [lo, hi]
+        rows[path] = m
+        if args.per_protein:
+            per_rows += [{"predictions": path, **r} for r in per_protein(labels, scores, args.threshold, ids)]
+    if args.per_protein:
+        from .sequences import atomic_path
+
+        cols = ["predictions", "id", "residues", "disordered", "auc", "mcc", "f1", "precision", "recall"]
+        with atomic_path(args.per_protein) as tmp, open(tmp, "w") as fh:
+            fh.write("\t".join(cols) + "\n")
+            for r in per_rows:
+                fh.write("\t".join(_cell(r.get(c, "")) for c in cols) + "\n")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"reference: {args.ref}; threshold for 0/1 metrics: {args.threshold}")
+    print(format_table(rows, METRIC_COLUMNS))
+    if args.bootstrap:
+        for path, m in rows.items():
+            print(f"{path}: 95% CI " + ", ".join(f"{k} [{m[k + '_ci'][0]:.3f}, {m[k + '_ci'][1]:.3f}]"
+                                                 for k in ("auc", "ap", "fmax", "f1", "mcc")))
+    return 0
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return "nan" if np.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def format_table(rows: dict[str, dict], columns) -> str:
+    """A plain-text table, one row per named result."""
+    width = max([len("predictions")] + [len(k) for k in rows])
+    head = "predictions".ljust(width) + "".join(f" {c[:10]:>10}" for c in columns)
+    lines = [head, "-" * len(head)]
+    for name, m in rows.items():
+        lines.append(name.ljust(width) + "".join(f" {_cell(m.get(c, '')):>10}" for c in columns))
+    return "\n".join(lines)
+
+
+COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except IdrkitError as exc:
+        print(f"idrkit {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("idrkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

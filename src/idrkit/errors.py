@@ -1,0 +1,44 @@
+"""The one small error hierarchy of idrkit.
+
+The CLI turns an :class:`IdrkitError` into one line on stderr and a non-zero exit code;
+any other exception is a bug and may show a traceback.
+"""
+
+
+class IdrkitError(Exception):
+    """Base class of every error idrkit reports to a user."""
+
+    exit_code = 1
+
+
+class InputError(IdrkitError):
+    """Bad input data: a malformed file, an invalid residue, mismatched labels."""
+
+    exit_code = 2
+
+
+class ModelError(IdrkitError):
+    """A model that cannot be built, trained, saved or loaded."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(IdrkitError):
+    """An optional extra or external program is not installed."""
+
+    exit_code = 4
+
+    def __init__(self, what: str, install: str):
+        super().__init__(f"{what} is not installed; install it with: {install}")
+
+
+def require(module: str, extra: str):
+    """Import an optional module or raise an error naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            f"the optional dependency '{module}' ({exc})", f"pip install 'idrkit[{extra}]'"
+        ) from None

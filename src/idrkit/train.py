@@ -1,0 +1,250 @@
+"""Training: reading labelled files by track, de-duplication, homology-aware splits, model cards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__
+from .cache import sequence_hash64
+from .errors import InputError
+from .metrics import pooled_metrics
+from .models import Estimator, get_family
+from .models.base import TRACKS
+from .sequences import Record, read_records
+
+_DISPROT = re.compile(r"(DP\d{5})")
+
+
+def parse_train_spec(spec: str) -> tuple[str, str]:
+    """``pdb:FILE``, ``nox:FILE`` or plain ``FILE`` (= pdb) -> (track, path)."""
+    track, sep, path = spec.partition(":")
+    if sep and track in TRACKS:
+        return track, path
+    return "pdb", spec
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dedup_key(record_id: str) -> str:
+    """The DisProt accession (``DPxxxxx``) inside an id if there is one, else the id itself."""
+    m = _DISPROT.search(record_id)
+    return m.group(1) if m else record_id
+
+
+def load_training(specs: Sequence[str]) -> tuple[list[Record], list[dict]]:
+    """Labelled records of several files, each tagged with its track; the first file wins on duplicates.
+
+    Returns the records and a description of every file (path, track, hash, counts) for the model card.
+    """
+    records: list[Record] = []
+    files = []
+    seen: set[tuple[str, str]] = set()
+    for spec in specs:
+        track, path = parse_train_spec(spec)
+        recs = read_records(path, require_labels=True)
+        kept = 0
+        for r in recs:
+            key = (track, dedup_key(r.id))
+            if key in seen:
+                continue
+            seen.add(key)
+            r.track = track
+            records.append(r)
+            kept += 1
+        files.append({"path": str(path), "track": track, "sha256": file_sha256(path),
+                      "proteins": len(recs), "kept_after_dedup": kept})
+    return records, files
+
+
+def split_by_cluster(cluster_ids: Sequence[int], k: int, seed: int = 0) -> np.ndarray:
+    """Fold index (0..k-1) of each item such that no cluster is in two folds (greedy by size)."""
+    cluster_ids = np.asarray(cluster_ids)
+    uniq, counts = np.unique(cluster_ids, return_counts=True)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(uniq.size), -counts))  # largest clusters first, ties at random
+    load = np.zeros(k)
+    fold_of = {}
+    for i in order:
+        f = int(np.argmin(load))
+        fold_of[uniq[i]] = f
+        load[f] += counts[i]
+    return np.array([fold_of[c] for c in cluster_ids])
+
+
+def homology_folds(records: Sequence[Record], k: int = 5, seed: int = 0, min_seq_id: float = 0.3,
+                   use_mmseqs: bool = True) -> np.ndarray:
+    """Fold of each record from MMseqs2 clusters (30% identity) so that no cluster crosses folds."""
+    if use_mmseqs:
+        from .mmseqs import cluster
+
+        clusters = cluster([r.sequence for r in records], min_seq_id=min_seq_id)
+    else:
+        clusters = list(range(len(records)))
+    return split_by_cluster(clusters, k, seed)
+
+
+def shared_sequences(model: Estimator, sequences: Sequence[str]) -> list[int]:
+    """Indices of the sequences that were in the model's training data (by stored sequence hashes)."""
+    hashes = model.arrays.get("train_sequence_hash")
+    if hashes is None:
+        return []
+    query = np.array([sequence_hash64(s) for s in sequences], dtype=np.uint64)
+    return np.flatnonzero(np.isin(query, hashes)).tolist()
+
+
+def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, float]:
+    """Per track, the threshold that maximises F1 on held-out records (F-max threshold)."""
+    out = {}
+    for track in model.tracks:
+        recs = [r for r in records if r.track == track and r.labels is not None]
+        if not recs:
+            continue
+        scores = model.predict_proba([r.sequence for r in recs], track=track)
+        m = pooled_metrics([r.labels for r in recs], scores)
+        if np.isfinite(m["fmax_threshold"]):
+            out[track] = float(m["fmax_threshold"])
+    return out
+
+
+def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pdb",
+                   threshold: float | None = None) -> dict:
+    """Pooled metrics of a model on labelled records, at its stored threshold unless given."""
+    thr = threshold if threshold is not None else float(model.meta.get("thresholds", {}).get(track, 0.5))
+    scores = model.predict_proba([r.sequence for r in records], track=track)
+    return pooled_metrics([r.labels for r in records], scores, threshold=thr)
+
+
+def write_card(folder: Path, card: dict) -> None:
+    """The model card as ``card.json`` and a human-readable ``card.md``."""
+    (folder / "card.json").write_text(json.dumps(card, indent=2, default=str))
+    lines = [f"# idrkit model: {card['family']}", "", f"Trained {card['trained_at']} with idrkit {card['idrkit_version']} "
+             f"in {card['training_seconds']:.0f} s.", "", "## Training data", "",
+             "| file | track | proteins kept | sha256 |", "|---|---|---|---|"]
+    for f in card["training_files"]:
+        lines.append(f"| {f['path']} | {f['track']} | {f['kept_after_dedup']} | `{f['sha256'][:16]}…` |")
+    if card.get("teacher"):
+        lines += ["", f"Teacher: {card['teacher']}"]
+    lines += ["", "## Parameters", "", "```json", json.dumps(card["params"], indent=2), "```", ""]
+    if card.get("thresholds"):
+        lines += [f"Thresholds (F-max on the held-out {card.get('holdout_fraction', 0):.0%} of the training "
+                  f"proteins): {card['thresholds']}", ""]
+    for name, figs in card.get("validation", {}).items():
+        lines += [f"## Validation: {name}", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in figs.items()]
+        lines.append("")
+    lines += ["Data: DisProt (CC BY 4.0, Aspromonte et al., NAR 2024); CAID references (Conte et al., "
+              "Proteins 2023); UniProt (CC BY 4.0)."]
+    (folder / "card.md").write_text("\n".join(lines) + "\n")
+
+
+def train_model(family: str, train_specs: Sequence[str], out: str | Path, valid: str | Path | None = None,
+                params: dict | None = None, holdout: float = 0.1, seed: int = 0,
+                homology_split: bool = True, extra_card: dict | None = None) -> tuple[Estimator, dict]:
+    """Train a family on labelled files, pick thresholds on a held-out part, save model and card."""
+    t0 = time.time()
+    records, files = load_training(train_specs)
+    model = get_family(family)(**(params or {}))
+    train, tune = records, []
+    if holdout > 0 and len(records) >= 10:
+        k = max(2, int(round(1 / holdout)))
+        folds = homology_folds(records, k=k, seed=seed, use_mmseqs=homology_split)
+        train = [r for r, f in zip(records, folds) if f != 0]
+        tune = [r for r, f in zip(records, folds) if f == 0]
+    model.fit(train, valid=tune or None)
+    if tune:
+        model.meta["thresholds"] = choose_thresholds(model, tune)
+    return model, _finish(model, family, files, records, train, tune, holdout, homology_split, valid, out, t0,
+                          extra_card)
+
+
+def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: int = 0, seed: int = 0,
+                    progress: bool = False) -> tuple[list[Record], list[dict]]:
+    """Unlabelled sequences with a teacher's scores as soft labels (track ``teacher``), cached on disk."""
+    from .sequences import iter_records
+    from .teachers import teacher_scores
+
+    records, described = [], []
+    for path in files:
+        recs = list(iter_records(path, check_duplicates=False))
+        described.append({"path": str(path), "track": "teacher", "sha256": file_sha256(path),
+                          "proteins": len(recs), "kept_after_dedup": len(recs)})
+        records += recs
+    if max_sequences and len(records) > max_sequences:
+        pick = np.random.default_rng(seed).choice(len(records), max_sequences, replace=False)
+        records = [records[i] for i in sorted(pick)]
+    scores = teacher_scores(teacher, [r.sequence for r in records])
+    for r, sc in zip(records, scores):
+        r.labels = np.asarray(sc, dtype=np.float32)
+        r.track = "teacher"
+    return records, described
+
+
+def distil_model(teacher: str, unlabelled: Sequence[str], train_specs: Sequence[str], family: str,
+                 out: str | Path, valid: str | Path | None = None, params: dict | None = None,
+                 holdout: float = 0.1, seed: int = 0, homology_split: bool = True,
+                 max_unlabelled: int = 0) -> tuple[Estimator, dict]:
+    """Train a student on a teacher's scores for unlabelled sequences, with or without labelled files."""
+    t0 = time.time()
+    soft, soft_files = teacher_records(teacher, unlabelled, max_unlabelled, seed)
+    labelled, files = load_training(train_specs) if train_specs else ([], [])
+    model = get_family(family)(**(params or {}))
+    train, tune = labelled, []
+    if holdout > 0 and len(labelled) >= 10:
+        k = max(2, int(round(1 / holdout)))
+        folds = homology_folds(labelled, k=k, seed=seed, use_mmseqs=homology_split)
+        train = [r for r, f in zip(labelled, folds) if f != 0]
+        tune = [r for r, f in zip(labelled, folds) if f == 0]
+    model.fit(soft + train, valid=tune or None)
+    if tune:
+        model.meta["thresholds"] = choose_thresholds(model, tune)
+    return model, _finish(model, family, files + soft_files, labelled + soft, train, tune, holdout,
+                          homology_split, valid, out, t0, {"teacher": teacher})
+
+
+def _finish(model, family, files, records, train, tune, holdout, homology_split, valid, out, t0,
+            extra_card) -> dict:
+    """Write the model and its card (data hashes, parameters, thresholds, validation figures)."""
+    card = {
+        "family": family,
+        "idrkit_version": __version__,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "training_files": files,
+        "params": asdict(model.params),
+        "holdout_fraction": holdout if tune else 0.0,
+        "homology_split": bool(homology_split and tune),
+        "thresholds": model.meta.get("thresholds", {}),
+        "training_sequences": len(train),
+        "validation": {},
+    }
+    card.update(extra_card or {})
+    model.arrays["train_sequence_hash"] = np.array(sorted({sequence_hash64(r.sequence) for r in records}),
+                                                   dtype=np.uint64)
+    if valid is not None:
+        vtrack, valid = parse_train_spec(str(valid))
+        vrecs = read_records(valid, require_labels=True)
+        overlap = shared_sequences(model, [r.sequence for r in vrecs])
+        if overlap:
+            raise InputError(f"{valid}: {len(overlap)} validation sequences are also in the training data")
+        if vtrack in model.tracks:
+            card["validation"][f"{Path(valid).name} ({vtrack} track)"] = evaluate_model(model, vrecs, vtrack)
+    card["training_seconds"] = time.time() - t0
+    out = Path(out)
+    model.meta["card"] = {k: card[k] for k in ("family", "trained_at", "training_files", "thresholds")}
+    model.save(out)
+    write_card(out, card)
+    return card

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from idrkit.models import get_family, load_model  # noqa: E402
+from idrkit.metrics import pooled_metrics  # noqa: E402
+
+SMALL = dict(channels=16, layers=2, epochs=3, batch_residues=2048, crop=256, progress=False, lr=5e-3)
+
+
+@pytest.mark.parametrize("family", ["cnn", "bilstm", "transformer"])
+def test_family_fits_saves_loads(family, tiny_records, tmp_path):
+    model = get_family(family)(**SMALL).fit(tiny_records[:30], valid=tiny_records[30:])
+    seqs = [r.sequence for r in tiny_records[30:]]
+    scores = model.predict_proba(seqs)
+    assert pooled_metrics([r.labels for r in tiny_records[30:]], scores)["auc"] > 0.75
+    model.save(tmp_path / family)
+    again = load_model(tmp_path / family)
+    for a, b in zip(scores, again.predict_proba(seqs)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert len(model.meta["history"]) >= 1
+
+
+def test_cnn_numpy_inference_equals_torch_and_batching(tiny_records):
+    model = get_family("cnn")(**{**SMALL, "epochs": 1}).fit(tiny_records[:10])
+    seqs = [r.sequence for r in tiny_records[:8]]
+    batch = model.predict_proba(seqs)
+    module = model.build(model.arrays["feature_mean"].size, len(model.heads))
+    module.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in model.arrays.items() if k.startswith("w.")})
+    module.eval()
+    with torch.no_grad():
+        for s, b in zip(seqs, batch):
+            x = torch.from_numpy(model._inputs(s)[None])
+            ref = torch.sigmoid(module(x, torch.ones(1, len(s))))[0, :, 0].numpy()
+            np.testing.assert_allclose(b, ref, atol=1e-5)
+            np.testing.assert_allclose(model.predict_proba([s])[0], b, atol=1e-6)
+
+
+def test_two_tracks_and_teacher_soft_labels(tiny_records, tmp_path):
+    recs = []
+    for i, r in enumerate(tiny_records[:30]):
+        track = ["pdb", "nox", "teacher"][i % 3]
+        labels = r.labels.astype(np.float32) * 0.8 + 0.1 if track == "teacher" else r.labels
+        recs.append(type(r)(r.id, r.sequence, labels, track))
+    model = get_family("cnn")(**SMALL).fit(recs)
+    assert model.tracks == ("pdb", "nox") and model.heads == ["pdb", "nox", "teacher"]
+    seqs = [r.sequence for r in tiny_records[30:]]
+    pdb, nox = model.predict_proba(seqs, track="pdb"), model.predict_proba(seqs, track="nox")
+    assert not np.allclose(np.concatenate(pdb), np.concatenate(nox))
+    model.save(tmp_path / "two")
+    again = load_model(tmp_path / "two")
+    np.testing.assert_allclose(np.concatenate(again.predict_proba(seqs, track="nox")), np.concatenate(nox),
+                               atol=1e-6)
+
+
+def test_transformer_long_sequence_windows(tiny_records):
+    model = get_family("transformer")(**{**SMALL, "epochs": 1}).fit(tiny_records[:6])
+    model.window = 64  # force overlapping windows on a 300-residue protein
+    long_seq = "".join(r.sequence for r in tiny_records[:3])
+    scores = model.predict_proba([long_seq])[0]
+    assert scores.shape == (len(long_seq),) and np.isfinite(scores).all()
