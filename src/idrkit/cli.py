@@ -91,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add 95%% confidence intervals from N bootstrap resamples of proteins")
     p.add_argument("--per-protein", default=None, metavar="TSV", help="write per-protein metrics here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--model", default=None,
+                   help="model folder (or 'default') whose training sequences are checked against --ref")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (instead of warning) when --ref shares sequences with the model's training data")
+
+    p = sub.add_parser("data", help="data checks: homology overlap between files",
+                       description="Data checks. 'overlap' lists training proteins with MMseqs2 hits to "
+                                   "evaluated proteins (leakage).")
+    dsub = p.add_subparsers(dest="data_command", metavar="CHECK", required=True)
+    d = dsub.add_parser("overlap", help="training proteins similar to evaluated proteins (MMseqs2)")
+    d.add_argument("train", nargs="+", help="training files")
+    d.add_argument("--against", nargs="+", required=True, help="evaluation files")
+    d.add_argument("--min-seq-id", type=float, default=0.3, help="identity threshold (default 0.3)")
+    d.add_argument("--evalue", type=float, default=1e-3, help="e-value threshold (default 1e-3)")
+    d.add_argument("-o", "--output", default=None, help="write the hit list (TSV) here")
     return parser
 
 
@@ -162,6 +177,19 @@ def cmd_evaluate(args) -> int:
     from .sequences import read_predictions, read_records
 
     refs = {r.id: r for r in read_records(args.ref, require_labels=True)}
+    if args.model:
+        from .predict import get_model
+        from .train import shared_sequences
+
+        shared = shared_sequences(get_model(None if args.model == "default" else args.model),
+                                  [r.sequence for r in refs.values()])
+        if shared:
+            names = [list(refs)[i] for i in shared[:5]]
+            msg = (f"{len(shared)} of {len(refs)} proteins of {args.ref} were in the model's training data "
+                   f"(e.g. {', '.join(names)})")
+            if args.strict:
+                raise InputError(msg)
+            print(f"warning: {msg}", file=sys.stderr)
     rows = {}
     per_rows = []
     for path in args.predictions:
@@ -209,7 +237,40 @@ def format_table(rows: dict[str, dict], columns) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate}
+def cmd_data(args) -> int:
+    from .mmseqs import search
+    from .sequences import atomic_path, iter_records
+
+    def load(paths):
+        out = []
+        for path in paths:
+            out += [(path, r.id, r.sequence) for r in iter_records(path, check_duplicates=False)]
+        return out
+
+    train, evals = load(args.train), load(args.against)
+    hits = search([t[2] for t in train], [e[2] for e in evals], args.min_seq_id, args.evalue)
+    lines = ["train_file\ttrain_id\teval_file\teval_id\tidentity\tevalue"]
+    for h in sorted(hits, key=lambda h: (h.query, -h.identity)):
+        t, e = train[h.query], evals[h.target]
+        lines.append(f"{t[0]}\t{t[1]}\t{e[0]}\t{e[1]}\t{h.identity:.3f}\t{h.evalue:.2g}")
+    if args.output:
+        with atomic_path(args.output) as tmp:
+            Path(tmp).write_text("\n".join(lines) + "\n")
+    else:
+        print("\n".join(lines))
+    print(f"training proteins with a hit (identity >= {args.min_seq_id}, e-value <= {args.evalue}):",
+          file=sys.stderr)
+    for path in args.train:
+        n = len({h.query for h in hits if train[h.query][0] == path})
+        total = sum(1 for t in train if t[0] == path)
+        print(f"  {path}: {n} of {total}", file=sys.stderr)
+    print(f"evaluated proteins hit: {len({h.target for h in hits})} of {len(evals)}; hits: {len(hits)}",
+          file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate,
+            "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,5 +52,5 @@ def get_teacher(name: str) -> TeacherFn:
 def teacher_scores(name: str, sequences: list[str], fn: TeacherFn | None = None,
                    cache: ArrayCache | None = None, progress=None) -> list[np.ndarray]:
     """Scores of a teacher for every sequence, computing only what the cache lacks."""
-    cache = cache or ArrayCache(f"teacher-{Path(name).name if Path(name).is_dir() else name}")
+    cache = cache if cache is not None else ArrayCache(f"teacher-{Path(name).name if Path(name).is_dir() else name}")
     return cache.compute(sequences, fn or get_teacher(name), progress=progress)
