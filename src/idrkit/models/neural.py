@@ -351,7 +351,7 @@ def _device(torch, name: str):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for but no CUDA GPU is available")
+        raise ModelError(f"device '{name}' was asked for but no CUDA GPU is available")
     return torch.device(name)
 
 
@@ -361,6 +361,8 @@ def _amp_dtype(torch, device, precision: str):
         return None
     if precision == "fp16":
         return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
