@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when --ref shares sequences with the model's training data")
 
+    p = sub.add_parser("export-instructions", help="write the seed's instruction JSONL from labelled data",
+                       description="Instruction-tuning data: one JSON line per chunk of at most --chunk residues, "
+                                   "with instruction, input (the sequence) and output (the labels).")
+    p.add_argument("input", help="labelled file (FASTA, CSV or pickle)")
+    p.add_argument("-o", "--output", required=True, help="JSONL file to write")
+    p.add_argument("--chunk", type=int, default=256, help="residues per example (default 256)")
+    p.add_argument("--answer-format", choices=["list", "string"], default="list",
+                   help="list: [1,0,...] as in the seed; string: 10...")
+
     p = sub.add_parser("data", help="data checks: homology overlap between files",
                        description="Data checks. 'overlap' lists training proteins with MMseqs2 hits to "
                                    "evaluated proteins (leakage).")
@@ -136,7 +145,7 @@ def cmd_predict(args) -> int:
     model = get_model(args.model)
     fmt = _output_format(args.output, args.format)
     preds = predict_records(iter_records(args.input), model, args.threshold, args.min_length, args.max_gap,
-                            track=args.track)
+                            track=args.track, on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     meta = {"idrkit": __version__, "model": args.model or "default", "track": args.track}
     n = write_predictions(preds, args.output, fmt, meta)
     print(f"wrote {n} proteins to {args.output} ({fmt})", file=sys.stderr)
@@ -237,6 +246,18 @@ def format_table(rows: dict[str, dict], columns) -> str:
     return "\n".join(lines)
 
 
+def cmd_export_instructions(args) -> int:
+    from .models.llm import write_instructions
+    from .sequences import read_records
+
+    if args.chunk < 1:
+        raise InputError("--chunk must be at least 1")
+    n = write_instructions(read_records(args.input, require_labels=True), args.output, args.chunk,
+                           args.answer_format)
+    print(f"wrote {n} instruction examples to {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_data(args) -> int:
     from .mmseqs import search
     from .sequences import atomic_path, iter_records
@@ -270,7 +291,7 @@ def cmd_data(args) -> int:
 
 
 COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate,
-            "data": cmd_data}
+            "data": cmd_data, "export-instructions": cmd_export_instructions}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,11 +70,19 @@ def to_prediction(rec: Record, scores: np.ndarray, threshold: float, min_length:
 
 def predict_records(records: Iterable[Record], model=None, threshold: float | None = None,
                     min_length: int = DEFAULT_MIN_LENGTH, max_gap: int = DEFAULT_MAX_GAP,
-                    track: str = "pdb", max_residues: int = 200_000) -> Iterator[Prediction]:
-    """Stream predictions for a stream of records, a batch at a time."""
+                    track: str = "pdb", max_residues: int = 200_000,
+                    on_warning: Callable[[str], None] | None = None) -> Iterator[Prediction]:
+    """Stream predictions for a stream of records, a batch at a time.
+
+    Models that report per-protein problems (e.g. an LLM answer of the wrong length) pass them to
+    ``on_warning`` as one line naming the record.
+    """
     est = get_model(model)
     thr = default_threshold(est, track) if threshold is None else threshold
     for batch in batches(records, max_residues):
         scores = est.predict_proba([r.sequence for r in batch], track=track)
+        for item in getattr(est, "report", []):
+            if on_warning:
+                on_warning(f"record '{batch[item['index']].id}': {item['message']}")
         for rec, sc in zip(batch, scores):
             yield to_prediction(rec, sc, thr, min_length, max_gap)
