@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", choices=["pdb", "nox"], default="pdb",
                    help="definition of disorder for two-track models (default pdb)")
     _add_region_options(p)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same command (keeps what was already written)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar (sequences, residues/s, ETA)")
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="local processes, or a Dask cluster (the [distributed] extra)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 "
+                                                     "(default with --engine dask: a local cluster)")
 
     p = sub.add_parser("train", help="train a model on labelled files",
                        description="Train a model family on labelled data and save it with a model card.")
@@ -139,16 +147,20 @@ def _output_format(path: str, fmt: str | None) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .predict import get_model, predict_records
-    from .sequences import iter_records, write_predictions
+    from .predict import run_prediction
 
-    model = get_model(args.model)
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
     fmt = _output_format(args.output, args.format)
-    preds = predict_records(iter_records(args.input), model, args.threshold, args.min_length, args.max_gap,
-                            track=args.track, on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     meta = {"idrkit": __version__, "model": args.model or "default", "track": args.track}
-    n = write_predictions(preds, args.output, fmt, meta)
-    print(f"wrote {n} proteins to {args.output} ({fmt})", file=sys.stderr)
+    stats = run_prediction(args.input, args.output, fmt, args.model, args.threshold, args.min_length,
+                           args.max_gap, args.track, jobs=args.jobs, resume=args.resume, progress=args.progress,
+                           engine=args.engine, scheduler=args.scheduler, meta=meta,
+                           on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    rate = stats["residues"] / max(stats["seconds"], 1e-9)
+    skipped = f", {stats['skipped']} already written before --resume" if stats["skipped"] else ""
+    print(f"wrote {stats['written']} proteins to {args.output} ({fmt}; {stats['residues']} residues predicted "
+          f"in {stats['seconds']:.1f} s, {rate:,.0f} residues/s{skipped})", file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import pickle
@@ -360,19 +361,6 @@ def _fmt_scores(scores: np.ndarray) -> list[str]:
     return [f"{s:.4f}" for s in scores.tolist()]
 
 
-def write_tsv(preds: Iterable[Prediction], handle: IO[str], header: str = "") -> None:
-    """Per-residue table: id, 1-based position, residue, score, 0/1 call."""
-    if header:
-        handle.write(f"# {header}\n")
-    handle.write("id\tposition\tresidue\tscore\tcall\n")
-    for p in preds:
-        scores = _fmt_scores(p.scores)
-        handle.write("".join(
-            f"{p.id}\t{i}\t{aa}\t{s}\t{c}\n"
-            for i, (aa, s, c) in enumerate(zip(p.sequence, scores, p.calls.tolist()), 1)
-        ))
-
-
 def caid_text(p: Prediction) -> str:
     """One protein in the CAID format: ``>id`` then position, residue, score and 0/1 call."""
     scores = _fmt_scores(p.scores)
@@ -386,14 +374,6 @@ def safe_filename(rid: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", rid)
 
 
-def write_csv(preds: Iterable[Prediction], handle: IO[str]) -> None:
-    """Competition CSV: proteinID, sequence, IDRs (the 0/1 calls as one string)."""
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(["proteinID", "sequence", "IDRs"])
-    for p in preds:
-        writer.writerow([p.id, p.sequence, "".join(map(str, p.calls.tolist()))])
-
-
 def prediction_dict(p: Prediction) -> dict:
     """A JSON-ready dict of one prediction."""
     return {"id": p.id, "sequence": p.sequence, "scores": [round(float(s), 4) for s in p.scores],
@@ -401,56 +381,149 @@ def prediction_dict(p: Prediction) -> dict:
             "regions": [{"start": s, "end": e} for s, e in p.regions]}
 
 
-def write_json(preds: Iterable[Prediction], handle: IO[str], meta: dict | None = None) -> None:
-    """JSON object with ``meta`` and a ``proteins`` list (scores, calls, regions)."""
-    handle.write('{"meta": ' + json.dumps(meta or {}) + ', "proteins": [\n')
-    for i, p in enumerate(preds):
-        handle.write((",\n" if i else "") + json.dumps(prediction_dict(p)))
-    handle.write("\n]}\n")
+def record_text(p: Prediction, fmt: str) -> str:
+    """The text of one protein in an output format (for ``caid``, the content of its own file).
 
-
-def write_region_fasta(preds: Iterable[Prediction], handle: IO[str]) -> None:
-    """FASTA of the predicted disordered segments, ``>id|start-end`` (1-based, inclusive)."""
-    for p in preds:
+    tsv: per residue id, 1-based position, residue, score, 0/1 call; csv: the competition's
+    proteinID, sequence, IDRs; json: one object; fasta: the predicted disordered segments.
+    """
+    if fmt == "tsv":
+        scores = _fmt_scores(p.scores)
+        return "".join(f"{p.id}\t{i}\t{aa}\t{s}\t{c}\n"
+                       for i, (aa, s, c) in enumerate(zip(p.sequence, scores, p.calls.tolist()), 1))
+    if fmt == "caid":
+        return caid_text(p)
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([p.id, p.sequence, "".join(map(str, p.calls.tolist()))])
+        return buf.getvalue()
+    if fmt == "json":
+        return json.dumps(prediction_dict(p))
+    if fmt == "fasta":
+        out = []
         for s, e in p.regions:
             mean = float(np.mean(p.scores[s - 1:e]))
-            handle.write(f">{p.id}|{s}-{e} mean_score={mean:.3f}\n{p.sequence[s - 1:e]}\n")
+            out.append(f">{p.id}|{s}-{e} mean_score={mean:.3f}\n{p.sequence[s - 1:e]}\n")
+        return "".join(out)
+    raise InputError(f"unknown output format '{fmt}' (choose from {', '.join(OUTPUT_FORMATS)})")
+
+
+def _header(fmt: str, meta: dict) -> str:
+    if fmt == "tsv":
+        head = " ".join(f"{k}={v}" for k, v in meta.items())
+        return (f"# {head}\n" if head else "") + "id\tposition\tresidue\tscore\tcall\n"
+    if fmt == "csv":
+        return "proteinID,sequence,IDRs\n"
+    if fmt == "json":
+        return '{"meta": ' + json.dumps(meta) + ', "proteins": [\n'
+    return ""
+
+
+class PredictionWriter:
+    """Writes predictions into ``PATH.partial`` and moves it to ``PATH`` when closed.
+
+    After every block it appends the ids written and the file size to ``PATH.partial.progress``, so that
+    an interrupted run can resume (``resume=True``): the partial file is cut back to the last complete
+    block, and the ids already written are in :attr:`done`. On :meth:`abort` both are removed.
+    """
+
+    def __init__(self, path: str | Path, fmt: str, meta: dict | None = None, resume: bool = False):
+        if fmt not in OUTPUT_FORMATS:
+            raise InputError(f"unknown output format '{fmt}' (choose from {', '.join(OUTPUT_FORMATS)})")
+        self.path, self.fmt = Path(path), fmt
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.progress = self.path.with_name(self.path.name + ".partial.progress")
+        self.done: set[str] = set()
+        self.count = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        offset = 0
+        if resume and self.progress.exists() and self.partial.exists():
+            for line in self.progress.read_text().splitlines():
+                rid, _, off = line.rpartition("\t")
+                if rid:
+                    self.done.add(rid)
+                    offset = int(off)
+        else:
+            self._remove_partial()
+        self.count = len(self.done)
+        if fmt == "caid":
+            self.partial.mkdir(exist_ok=True)
+            self._fh = None
+        else:
+            self._fh = open(self.partial, "a+b")
+            if self.done:
+                self._fh.truncate(offset)
+                self._fh.seek(offset)
+            else:
+                self._fh.truncate(0)
+                self._fh.write(_header(fmt, meta or {}).encode())
+        self._prog = open(self.progress, "a" if self.done else "w")
+
+    def _remove_partial(self) -> None:
+        if self.partial.is_dir():
+            shutil.rmtree(self.partial)
+        elif self.partial.exists():
+            self.partial.unlink()
+        if self.progress.exists():
+            self.progress.unlink()
+
+    def write_block(self, items: list[tuple[str, str]]) -> None:
+        """Write (id, text) pairs of one block (texts from :func:`record_text`) and record them."""
+        if self.fmt == "caid":
+            for rid, text in items:
+                name = safe_filename(rid)
+                target = self.partial / f"{name}.caid"
+                if target.exists() and rid not in self.done:
+                    raise InputError(f"record '{rid}': two ids map to the same CAID file name {name}.caid")
+                tmp = self.partial / f".{name}.tmp"
+                tmp.write_text(text)
+                os.replace(tmp, target)
+        else:
+            parts = []
+            for rid, text in items:
+                if self.fmt == "json" and self.count + len(parts) > 0:
+                    text = ",\n" + text
+                parts.append(text)
+            self._fh.write("".join(parts).encode())
+            self._fh.flush()
+        self.count += len(items)
+        offset = self._fh.tell() if self._fh else 0
+        self._prog.write("".join(f"{rid}\t{offset}\n" for rid, _ in items))
+        self._prog.flush()
+        self.done.update(rid for rid, _ in items)
+
+    def close(self) -> int:
+        """Finish the file and move it into place; returns how many proteins it holds."""
+        if self._fh:
+            if self.fmt == "json":
+                self._fh.write(b"\n]}\n")
+            self._fh.close()
+        self._prog.close()
+        if self.path.is_dir():
+            shutil.rmtree(self.path)
+        os.replace(self.partial, self.path)
+        self.progress.unlink()
+        return self.count
+
+    def abort(self, keep: bool = False) -> None:
+        """Stop; keep the partial output for ``--resume`` or remove it."""
+        if self._fh:
+            self._fh.close()
+        self._prog.close()
+        if not keep:
+            self._remove_partial()
 
 
 def write_predictions(preds: Iterable[Prediction], path: str | Path, fmt: str, meta: dict | None = None) -> int:
-    """Write predictions atomically in one of :data:`OUTPUT_FORMATS`; returns how many were written."""
-    if fmt not in OUTPUT_FORMATS:
-        raise InputError(f"unknown output format '{fmt}' (choose from {', '.join(OUTPUT_FORMATS)})")
-    meta = meta or {}
-    header = " ".join(f"{k}={v}" for k, v in meta.items())
-    count = 0
-
-    def counted(it):
-        nonlocal count
-        for p in it:
-            count += 1
-            yield p
-
-    if fmt == "caid":
-        with atomic_path(path, directory=True) as tmp:
-            names: set[str] = set()
-            for p in counted(preds):
-                name = safe_filename(p.id)
-                if name in names:
-                    raise InputError(f"record '{p.id}': two ids map to the same CAID file name {name}.caid")
-                names.add(name)
-                (tmp / f"{name}.caid").write_text(caid_text(p))
-        return count
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        if fmt == "tsv":
-            write_tsv(counted(preds), fh, header)
-        elif fmt == "csv":
-            write_csv(counted(preds), fh)
-        elif fmt == "json":
-            write_json(counted(preds), fh, meta)
-        else:
-            write_region_fasta(counted(preds), fh)
-    return count
+    """Write predictions in one of :data:`OUTPUT_FORMATS`; the file appears only when all are written."""
+    writer = PredictionWriter(path, fmt, meta)
+    try:
+        for p in preds:
+            writer.write_block([(p.id, record_text(p, fmt))])
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 # ------------------------------------------------------------------------------- reading predictions back
