@@ -101,8 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--model", default=None,
                    help="model folder (or 'default') whose training sequences are checked against --ref")
+    p.add_argument("--plot", default=None, metavar="FIG",
+                   help="draw ROC and precision-recall curves of all predictions into FIG (.png or .svg)")
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when --ref shares sequences with the model's training data")
+
+    p = sub.add_parser("plot", help="draw disorder profiles of proteins (PNG or SVG)",
+                       description="One figure per protein: score line, threshold, predicted regions shaded, "
+                                   "and the annotated disorder when the input is labelled.")
+    p.add_argument("input", help="input file (FASTA, labelled FASTA, CSV or pickle)")
+    p.add_argument("-o", "--outdir", required=True, help="folder for the figures")
+    p.add_argument("--format", choices=["png", "svg"], default="png")
+    p.add_argument("--ids", nargs="*", default=None, help="only these protein ids")
+    p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
+    p.add_argument("--track", choices=["pdb", "nox"], default="pdb")
+    _add_region_options(p)
 
     p = sub.add_parser("export-instructions", help="write the seed's instruction JSONL from labelled data",
                        description="Instruction-tuning data: one JSON line per chunk of at most --chunk residues, "
@@ -213,8 +226,10 @@ def cmd_evaluate(args) -> int:
             print(f"warning: {msg}", file=sys.stderr)
     rows = {}
     per_rows = []
+    curves = {}
     for path in args.predictions:
         ids, labels, scores = match(refs, read_predictions(path))
+        curves[Path(path).name] = (labels, scores)
         m = pooled_metrics(labels, scores, threshold=args.threshold, ids=ids)
         if args.bootstrap:
             for k, (lo, hi) in bootstrap(labels, scores, args.threshold, n=args.bootstrap).items():
@@ -230,6 +245,10 @@ def cmd_evaluate(args) -> int:
             fh.write("\t".join(cols) + "\n")
             for r in per_rows:
                 fh.write("\t".join(_cell(r.get(c, "")) for c in cols) + "\n")
+    if args.plot:
+        from .plots import curves_figure, save_figure
+
+        save_figure(curves_figure(curves), args.plot)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -256,6 +275,31 @@ def format_table(rows: dict[str, dict], columns) -> str:
     for name, m in rows.items():
         lines.append(name.ljust(width) + "".join(f" {_cell(m.get(c, '')):>10}" for c in columns))
     return "\n".join(lines)
+
+
+def cmd_plot(args) -> int:
+    from .plots import profile_figure, save_figure
+    from .predict import default_threshold, get_model, to_prediction
+    from .sequences import iter_records, safe_filename
+
+    model = get_model(args.model)
+    thr = default_threshold(model, args.track) if args.threshold is None else args.threshold
+    wanted = set(args.ids) if args.ids else None
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for rec in iter_records(args.input):
+        if wanted is not None and rec.id not in wanted:
+            continue
+        scores = model.predict_proba([rec.sequence], track=args.track)[0]
+        pred = to_prediction(rec, scores, thr, args.min_length, args.max_gap)
+        fig = profile_figure(rec.id, scores, thr, pred.regions, rec.labels)
+        save_figure(fig, out / f"{safe_filename(rec.id)}.{args.format}")
+        n += 1
+    if wanted is not None and n < len(wanted):
+        raise InputError(f"{args.input}: {len(wanted) - n} of the requested ids are not in the file")
+    print(f"wrote {n} profile(s) to {out}", file=sys.stderr)
+    return 0
 
 
 def cmd_export_instructions(args) -> int:
@@ -303,7 +347,8 @@ def cmd_data(args) -> int:
 
 
 COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate,
-            "data": cmd_data, "export-instructions": cmd_export_instructions}
+            "data": cmd_data, "export-instructions": cmd_export_instructions,
+            "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,87 @@
+"""Figures: a disorder profile per protein, and ROC / precision-recall curves (the ``[plots]`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError, require
+from .regions import runs
+
+
+def _pyplot():
+    matplotlib = require("matplotlib", "plots")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def profile_figure(rid: str, scores: np.ndarray, threshold: float, regions: Sequence[tuple[int, int]],
+                   labels: np.ndarray | None = None, width: float = 10.0):
+    """A matplotlib figure: score line, threshold, predicted regions shaded, true labels if given."""
+    plt = _pyplot()
+    n = len(scores)
+    fig, ax = plt.subplots(figsize=(width, 3.2 if labels is None else 3.8))
+    x = np.arange(1, n + 1)
+    for s, e in regions:
+        ax.axvspan(s - 0.5, e + 0.5, color="tab:orange", alpha=0.2, lw=0)
+    ax.plot(x, scores, color="tab:blue", lw=1.2, label="disorder score")
+    ax.axhline(threshold, color="gray", ls="--", lw=0.8, label=f"threshold {threshold:.2f}")
+    if labels is not None:
+        lab = np.asarray(labels)
+        starts, ends = runs(lab == 1)
+        for s, e in zip(starts, ends):
+            ax.plot([s + 0.5, e + 0.5], [-0.06, -0.06], color="black", lw=4, solid_capstyle="butt")
+        ax.plot([], [], color="black", lw=4, label="annotated disorder")
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(-0.1 if labels is not None else 0, 1.02)
+    ax.set_xlabel("residue")
+    ax.set_ylabel("disorder score")
+    ax.set_title(f"{rid} ({n} residues, {len(regions)} disordered region{'s' if len(regions) != 1 else ''})")
+    ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=3)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a figure as PNG or SVG (by the file extension), atomically."""
+    from .sequences import atomic_path
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise InputError(f"{path}: figures are written as .png or .svg")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def curves_figure(named: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]):
+    """ROC and precision-recall curves of several predictions (name -> (labels, scores)) on one reference."""
+    from .metrics import _counts, _curve_metrics, pool
+
+    plt = _pyplot()
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for name, (labels, scores) in named.items():
+        tp, fp, thr = _counts(pool(labels, scores))
+        m = _curve_metrics(tp, fp, thr)
+        pos, neg = tp[-1], fp[-1]
+        roc.plot(np.r_[0, fp / neg], np.r_[0, tp / pos], label=f"{name} (AUC {m['auc']:.3f})")
+        pr.plot(tp / pos, tp / np.maximum(tp + fp, 1), label=f"{name} (AP {m['ap']:.3f})")
+    roc.plot([0, 1], [0, 1], color="gray", ls=":", lw=0.8)
+    roc.set_xlabel("false positive rate")
+    roc.set_ylabel("true positive rate")
+    roc.set_title("ROC")
+    pr.set_xlabel("recall")
+    pr.set_ylabel("precision")
+    pr.set_title("precision-recall")
+    for ax in (roc, pr):
+        ax.legend(fontsize=8, loc="lower right" if ax is roc else "lower left")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+    fig.tight_layout()
+    return fig
