@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", choices=["pdb", "nox"], default="pdb")
     _add_region_options(p)
 
+    p = sub.add_parser("serve", help="start the web page and HTTP API on 127.0.0.1",
+                       description="Serve the page at / and the API at /predict (OpenAPI at /docs).")
+    p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+
     p = sub.add_parser("export-instructions", help="write the seed's instruction JSONL from labelled data",
                        description="Instruction-tuning data: one JSON line per chunk of at most --chunk residues, "
                                    "with instruction, input (the sequence) and output (the labels).")
@@ -302,6 +308,13 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .web.app import serve
+
+    serve(args.model, args.host, args.port)
+    return 0
+
+
 def cmd_export_instructions(args) -> int:
     from .models.llm import write_instructions
     from .sequences import read_records
@@ -348,7 +361,7 @@ def cmd_data(args) -> int:
 
 COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate,
             "data": cmd_data, "export-instructions": cmd_export_instructions,
-            "plot": cmd_plot}
+            "plot": cmd_plot, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
