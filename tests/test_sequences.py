@@ -119,7 +119,7 @@ def test_caid_files_one_per_protein(tmp_path):
     files = sorted(f.name for f in (tmp_path / "c").iterdir())
     assert files == ["P1.caid", "sp_P2_Y.caid"]
     lines = (tmp_path / "c" / "P1.caid").read_text().splitlines()
-    assert lines[0] == ">P1" and lines[1] == "1\tM\t0.9000\t1"
+    assert lines[0] == ">P1" and lines[1] == "1\tM\t0.9\t1"
 
 
 def test_csv_and_region_fasta(tmp_path):

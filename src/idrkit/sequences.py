@@ -358,7 +358,8 @@ def atomic_path(path: str | Path, directory: bool = False):
 
 
 def _fmt_scores(scores: np.ndarray) -> list[str]:
-    return [f"{s:.4f}" for s in scores.tolist()]
+    # four significant digits keep the ranking of very small or very large probabilities
+    return [f"{s:.4g}" for s in scores.tolist()]
 
 
 def caid_text(p: Prediction) -> str:
@@ -376,7 +377,7 @@ def safe_filename(rid: str) -> str:
 
 def prediction_dict(p: Prediction) -> dict:
     """A JSON-ready dict of one prediction."""
-    return {"id": p.id, "sequence": p.sequence, "scores": [round(float(s), 4) for s in p.scores],
+    return {"id": p.id, "sequence": p.sequence, "scores": [float(f"{s:.4g}") for s in p.scores.tolist()],
             "calls": "".join(map(str, p.calls.tolist())),
             "regions": [{"start": s, "end": e} for s, e in p.regions]}
 
