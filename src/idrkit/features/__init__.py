@@ -8,6 +8,7 @@ from .encoders import (
     one_hot,
     scale_values,
     window_mean,
+    window_means,
 )
 
-__all__ = ["SCALES", "FeatureSpec", "entropy_windows", "featurize", "one_hot", "scale_values", "window_mean"]
+__all__ = ["SCALES", "FeatureSpec", "entropy_windows", "featurize", "one_hot", "scale_values", "window_mean", "window_means"]

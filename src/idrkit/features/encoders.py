@@ -71,19 +71,31 @@ def scale_values(codes: np.ndarray, standardised: bool = True) -> np.ndarray:
     return np.stack([t[codes] for t in SCALES.values()], axis=1)
 
 
-def window_mean(x: np.ndarray, half_width: int) -> np.ndarray:
-    """Mean of ``x`` (L, d) over the window [i - h, i + h], truncated at the ends, in O(L) by cumsum."""
-    x = np.asarray(x, dtype=np.float64)
+def window_means(x: np.ndarray, half_widths: list[int]) -> list[np.ndarray]:
+    """Means of ``x`` (L, d) over windows [i - h, i + h] (truncated at the ends) for several ``h``.
+
+    One cumulative sum serves every width, so each window costs O(L d) whatever its size.
+    """
+    x = np.asarray(x)
     squeeze = x.ndim == 1
     if squeeze:
         x = x[:, None]
     n = x.shape[0]
-    csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    csum = np.zeros((n + 1, x.shape[1]), dtype=np.float64)
+    np.cumsum(x, axis=0, dtype=np.float64, out=csum[1:])
     idx = np.arange(n)
-    lo = np.maximum(idx - half_width, 0)
-    hi = np.minimum(idx + half_width + 1, n)
-    out = (csum[hi] - csum[lo]) / (hi - lo)[:, None]
-    return (out[:, 0] if squeeze else out).astype(np.float32)
+    out = []
+    for h in half_widths:
+        lo = np.maximum(idx - h, 0)
+        hi = np.minimum(idx + h + 1, n)
+        mean = ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
+        out.append(mean[:, 0] if squeeze else mean)
+    return out
+
+
+def window_mean(x: np.ndarray, half_width: int) -> np.ndarray:
+    """Mean of ``x`` (L, d) over the window [i - h, i + h], truncated at the ends, in O(L) by cumsum."""
+    return window_means(x, [half_width])[0]
 
 
 def entropy_windows(composition: np.ndarray) -> np.ndarray:
@@ -131,20 +143,17 @@ def featurize(sequence: str, spec: FeatureSpec | None = None) -> np.ndarray:
     parts = []
     if spec.one_hot:
         parts.append(oh)
-    comps = {}
-    for w in sorted(set(spec.composition_windows) | set(spec.entropy_windows)):
-        comps[w] = window_mean(oh, w // 2)
+    comp_widths = sorted(set(spec.composition_windows) | set(spec.entropy_windows))
+    comps = dict(zip(comp_widths, window_means(oh, [w // 2 for w in comp_widths])))
     for w in spec.composition_windows:
         parts.append(comps[w])
     sc = scale_values(codes)
-    for w in spec.scale_windows:
-        parts.append(window_mean(sc, w // 2))
+    parts += window_means(sc, [w // 2 for w in spec.scale_windows])
     for w in spec.entropy_windows:
         parts.append(entropy_windows(comps[w])[:, None])
     charge = SCALES["charge"][codes]
     cq = np.stack([charge, np.abs(charge) >= 1], axis=1).astype(np.float32)
-    for w in spec.charge_windows:
-        parts.append(window_mean(cq, w // 2))
+    parts += window_means(cq, [w // 2 for w in spec.charge_windows])
     if spec.position:
         idx = np.arange(n, dtype=np.float32)
         parts.append(np.stack([
