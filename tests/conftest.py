@@ -58,3 +58,14 @@ def need_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available ({path} is missing; it sits beside the repository in development)")
     return path
+
+
+@pytest.fixture(scope="session")
+def cnn_dir(tmp_path_factory, tiny_records) -> Path:
+    """A tiny trained CNN model folder (needs torch to train; predicts with numpy)."""
+    pytest.importorskip("torch")
+    from idrkit.models import get_family
+
+    out = tmp_path_factory.mktemp("cnn") / "m"
+    get_family("cnn")(channels=8, layers=2, epochs=1, progress=False).fit(tiny_records[:10]).save(out)
+    return out

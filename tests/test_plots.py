@@ -6,15 +6,6 @@ pytest.importorskip("torch")
 from idrkit.cli import main  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cnn_dir(tmp_path_factory, tiny_records):
-    from idrkit.models import get_family
-
-    out = tmp_path_factory.mktemp("cnn") / "m"
-    get_family("cnn")(channels=8, layers=2, epochs=1, progress=False).fit(tiny_records[:10]).save(out)
-    return out
-
-
 def test_profile_png_and_svg(cnn_dir, tiny_labelled_file, tmp_path):
     assert main(["plot", str(tiny_labelled_file), "-o", str(tmp_path / "png"), "--model", str(cnn_dir),
                  "--ids", "prot0", "prot3"]) == 0

@@ -11,15 +11,6 @@ pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def cnn_dir(tmp_path_factory, tiny_records):
-    from idrkit.models import get_family
-
-    out = tmp_path_factory.mktemp("cnn") / "m"
-    get_family("cnn")(channels=8, layers=2, epochs=1, progress=False).fit(tiny_records[:10]).save(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def many_fasta(tmp_path_factory):
     rng = np.random.default_rng(5)
     aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))

@@ -16,15 +16,6 @@ from idrkit.web import Limits, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cnn_dir(tmp_path_factory, tiny_records):
-    from idrkit.models import get_family
-
-    out = tmp_path_factory.mktemp("cnn") / "m"
-    get_family("cnn")(channels=8, layers=2, epochs=1, progress=False).fit(tiny_records[:10]).save(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def app(cnn_dir):
     return create_app(str(cnn_dir), Limits(max_body_bytes=20_000, max_sequences=5, max_length=2_000))
 

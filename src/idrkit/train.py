@@ -107,6 +107,15 @@ def shared_sequences(model: Estimator, sequences: Sequence[str]) -> list[int]:
     return np.flatnonzero(np.isin(query, hashes)).tolist()
 
 
+def split_holdout(records: Sequence[Record], holdout: float, seed: int = 0,
+                  homology_split: bool = True) -> tuple[list[Record], list[Record]]:
+    """(train, held-out): fold 0 of ``round(1 / holdout)`` homology folds is held out; none if too few."""
+    if holdout <= 0 or len(records) < 10:
+        return list(records), []
+    folds = homology_folds(records, k=max(2, int(round(1 / holdout))), seed=seed, use_mmseqs=homology_split)
+    return ([r for r, f in zip(records, folds) if f != 0], [r for r, f in zip(records, folds) if f == 0])
+
+
 def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, float]:
     """Per track, the threshold that maximises F1 on held-out records (F-max threshold)."""
     out = {}
@@ -159,12 +168,7 @@ def train_model(family: str, train_specs: Sequence[str], out: str | Path, valid:
     t0 = time.time()
     records, files = load_training(train_specs)
     model = get_family(family)(**(params or {}))
-    train, tune = records, []
-    if holdout > 0 and len(records) >= 10:
-        k = max(2, int(round(1 / holdout)))
-        folds = homology_folds(records, k=k, seed=seed, use_mmseqs=homology_split)
-        train = [r for r, f in zip(records, folds) if f != 0]
-        tune = [r for r, f in zip(records, folds) if f == 0]
+    train, tune = split_holdout(records, holdout, seed, homology_split)
     model.fit(train, valid=tune or None)
     if tune:
         model.meta["thresholds"] = choose_thresholds(model, tune)
@@ -203,12 +207,7 @@ def distil_model(teacher: str, unlabelled: Sequence[str], train_specs: Sequence[
     soft, soft_files = teacher_records(teacher, unlabelled, max_unlabelled, seed)
     labelled, files = load_training(train_specs) if train_specs else ([], [])
     model = get_family(family)(**(params or {}))
-    train, tune = labelled, []
-    if holdout > 0 and len(labelled) >= 10:
-        k = max(2, int(round(1 / holdout)))
-        folds = homology_folds(labelled, k=k, seed=seed, use_mmseqs=homology_split)
-        train = [r for r, f in zip(labelled, folds) if f != 0]
-        tune = [r for r, f in zip(labelled, folds) if f == 0]
+    train, tune = split_holdout(labelled, holdout, seed, homology_split)
     model.fit(soft + train, valid=tune or None)
     if tune:
         model.meta["thresholds"] = choose_thresholds(model, tune)
