@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict disorder for a FASTA, CSV or pickle file",
                        description="Predict per-residue disorder scores, 0/1 calls and regions.")
     p.add_argument("input", help="input file: FASTA (plain or labelled), competition CSV or pickle")
-    p.add_argument("-o", "--output", required=True, help="output file (a folder for --format caid)")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (a folder for --format caid); default: standard output")
     p.add_argument("--format", choices=["tsv", "caid", "csv", "json", "fasta"], default=None,
                    help="output format (default: from the output name's extension, else tsv)")
     p.add_argument("--model", default=None, help="trained model folder (default: the shipped default model)")
@@ -170,8 +171,10 @@ def cmd_predict(args) -> int:
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
-    fmt = _output_format(args.output, args.format)
+    fmt = _output_format(args.output or "", args.format)
     meta = {"idrkit": __version__, "model": args.model or "default", "track": args.track}
+    if args.output in (None, "-"):
+        return _predict_to_stdout(args, fmt, meta)
     stats = run_prediction(args.input, args.output, fmt, args.model, args.threshold, args.min_length,
                            args.max_gap, args.track, jobs=args.jobs, resume=args.resume, progress=args.progress,
                            engine=args.engine, scheduler=args.scheduler, meta=meta,
@@ -180,6 +183,25 @@ def cmd_predict(args) -> int:
     skipped = f", {stats['skipped']} already written before --resume" if stats["skipped"] else ""
     print(f"wrote {stats['written']} proteins to {args.output} ({fmt}; {stats['residues']} residues predicted "
           f"in {stats['seconds']:.1f} s, {rate:,.0f} residues/s{skipped})", file=sys.stderr)
+    return 0
+
+
+def _predict_to_stdout(args, fmt: str, meta: dict) -> int:
+    from .predict import predict_records
+    from .sequences import header_text, iter_records, record_text
+
+    if fmt == "caid":
+        raise InputError("--format caid writes one file per protein: give a folder with -o")
+    sys.stdout.write(header_text(fmt, meta))
+    first = True
+    for p in predict_records(iter_records(args.input), args.model, args.threshold, args.min_length, args.max_gap,
+                             track=args.track, on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr)):
+        text = record_text(p, fmt)
+        sys.stdout.write(text if first or fmt != "json" else ",\n" + text)
+        first = False
+    if fmt == "json":
+        sys.stdout.write("\n]}\n")
+    sys.stdout.flush()
     return 0
 
 

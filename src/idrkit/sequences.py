@@ -409,7 +409,8 @@ def record_text(p: Prediction, fmt: str) -> str:
     raise InputError(f"unknown output format '{fmt}' (choose from {', '.join(OUTPUT_FORMATS)})")
 
 
-def _header(fmt: str, meta: dict) -> str:
+def header_text(fmt: str, meta: dict) -> str:
+    """The text an output file starts with (column names, metadata)."""
     if fmt == "tsv":
         head = " ".join(f"{k}={v}" for k, v in meta.items())
         return (f"# {head}\n" if head else "") + "id\tposition\tresidue\tscore\tcall\n"
@@ -457,7 +458,7 @@ class PredictionWriter:
                 self._fh.seek(offset)
             else:
                 self._fh.truncate(0)
-                self._fh.write(_header(fmt, meta or {}).encode())
+                self._fh.write(header_text(fmt, meta or {}).encode())
         self._prog = open(self.progress, "a" if self.done else "w")
 
     def _remove_partial(self) -> None:

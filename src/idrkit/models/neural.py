@@ -58,6 +58,7 @@ class NeuralParams(Params):
     grad_accum: int = 1
     max_steps_per_epoch: int = 0
     checkpoint_dir: str = ""
+    init_from: str = ""  # a trained model folder of the same family whose weights start the training
     progress: bool = True
 
 
@@ -146,7 +147,10 @@ class NeuralTagger(Estimator):
         self.arrays = {"feature_mean": feats.mean(axis=0).astype(np.float32),
                        "feature_std": np.where(std > 1e-6, std, 1.0).astype(np.float32)}
         device = _device(torch, p.device)
-        module = self.build(feats.shape[1], len(heads)).to(device)
+        module = self.build(feats.shape[1], len(heads))
+        if p.init_from:
+            self._warm_start(torch, module, heads)
+        module = module.to(device)
         self._module = module
         pos_weight = self._pos_weights(records, heads)
         opt = torch.optim.AdamW(module.parameters(), lr=p.lr, weight_decay=p.weight_decay)
@@ -194,6 +198,34 @@ class NeuralTagger(Estimator):
         self._store(module)
         self.meta["history"] = history
         return self
+
+    def _warm_start(self, torch, module, heads) -> None:
+        """Copy weights (and feature scaling) from a trained model; heads are matched by name."""
+        from . import load_model
+
+        src = load_model(self.params.init_from)
+        if src.family != self.family:
+            raise ModelError(f"init_from: a '{src.family}' model cannot start a '{self.family}' model")
+        self.arrays["feature_mean"] = src.arrays["feature_mean"]
+        self.arrays["feature_std"] = src.arrays["feature_std"]
+        state = module.state_dict()
+        src_heads = src.meta.get("heads", [])
+        for key in state:
+            w = src.arrays.get(f"w.{key}")
+            if w is None:
+                continue
+            if key.startswith("out.") and list(src_heads) != list(heads):
+                rows = [src_heads.index(h) if h in src_heads else None for h in heads]
+                new = state[key].clone()
+                for i, r in enumerate(rows):
+                    if r is not None:
+                        new[i] = torch.from_numpy(np.array(w[r]))
+                state[key] = new
+            elif tuple(w.shape) == tuple(state[key].shape):
+                state[key] = torch.from_numpy(np.array(w))
+            else:
+                raise ModelError(f"init_from: weight '{key}' has shape {w.shape}, expected {tuple(state[key].shape)}")
+        module.load_state_dict(state)
 
     def _store(self, module) -> None:
         for k, v in module.state_dict().items():
@@ -527,26 +559,37 @@ class CNNTagger(NeuralTagger):
 
     def _predict_index(self, sequences, idx):
         p = self.params
-        arrays = {k: v.astype(np.float32) for k, v in self.arrays.items()} if not hasattr(self, "_f32") else self._f32
-        self._f32 = arrays
+        if not hasattr(self, "_f32"):
+            self._f32 = {k: v.astype(np.float32) for k, v in self.arrays.items() if v.dtype.kind == "f"}
+        chunks = [seqs for _, seqs in _chunks(sequences, 50_000)]
+        threads = min(len(chunks), prediction_threads())
+        if threads <= 1:
+            parts = [self._predict_chunk(seqs, idx) for seqs in chunks]
+        else:
+            # chunks in parallel threads (numpy releases the GIL in its kernels), one BLAS thread each
+            from concurrent.futures import ThreadPoolExecutor
+
+            with _blas_threads(1), ThreadPoolExecutor(threads) as pool:
+                parts = list(pool.map(lambda seqs: self._predict_chunk(seqs, idx), chunks))
+        return [arr for part in parts for arr in part]
+
+    def _predict_chunk(self, seqs, idx):
+        p = self.params
         gap = max(p.dilations) * (p.kernel // 2)
-        out = []
-        for start, seqs in _chunks(sequences, p.batch_residues * 4):
-            feats = [self._inputs(s) for s in seqs]
-            n_total = sum(f.shape[0] for f in feats) + gap * (len(feats) + 1)
-            x = np.zeros((n_total, feats[0].shape[1]), dtype=np.float32)
-            mask = np.zeros(n_total, dtype=np.float32)
-            offsets = []
-            pos = gap
-            for f in feats:
-                x[pos:pos + f.shape[0]] = f
-                mask[pos:pos + f.shape[0]] = 1
-                offsets.append(pos)
-                pos += f.shape[0] + gap
-            logits = cnn_forward(arrays, p, x, mask)[:, idx]
-            probs = 1 / (1 + np.exp(-logits))
-            out += [probs[o:o + len(s)] for o, s in zip(offsets, seqs)]
-        return out
+        feats = [self._inputs(s) for s in seqs]
+        n_total = sum(f.shape[0] for f in feats) + gap * (len(feats) + 1)
+        x = np.zeros((n_total, feats[0].shape[1]), dtype=np.float32)
+        mask = np.zeros(n_total, dtype=np.float32)
+        offsets = []
+        pos = gap
+        for f in feats:
+            x[pos:pos + f.shape[0]] = f
+            mask[pos:pos + f.shape[0]] = 1
+            offsets.append(pos)
+            pos += f.shape[0] + gap
+        logits = cnn_forward(self._f32, p, x, mask)[:, idx]
+        probs = 1 / (1 + np.exp(-logits))
+        return [probs[o:o + len(s)] for o, s in zip(offsets, seqs)]
 
     def _store(self, module) -> None:
         super()._store(module)
@@ -557,6 +600,29 @@ class CNNTagger(NeuralTagger):
         super()._after_load()
         if hasattr(self, "_f32"):
             del self._f32
+
+
+def prediction_threads() -> int:
+    """Threads for numpy inference: ``$IDRKIT_THREADS``, else the cores this process may use."""
+    import os
+
+    if os.environ.get("IDRKIT_THREADS"):
+        return max(1, int(os.environ["IDRKIT_THREADS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _blas_threads(n: int):
+    """A context limiting BLAS threads (threadpoolctl when installed, else a no-op)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(n)
 
 
 def _chunks(sequences, max_residues):

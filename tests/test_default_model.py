@@ -1,0 +1,63 @@
+"""The shipped default model: loads without torch, batch equals single, CLI and API use it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import idrkit
+from idrkit.cli import main
+from idrkit.predict import DEFAULT_MODEL, get_model
+
+SEQS = ["MSEEPKSSPQESEKPAEGSSKPAAEE" * 2, "MKVLIVWFAMLIVWFAMCYLIVGRKDE" * 4, "M", "MKVLAAEEPKSSPQ" * 50]
+
+
+def test_default_model_is_shipped_with_a_card():
+    assert (DEFAULT_MODEL / "model.json").is_file() and (DEFAULT_MODEL / "weights.npz").is_file()
+    card = json.loads((DEFAULT_MODEL / "card.json").read_text())
+    assert card["training_files"] and all(len(f["sha256"]) == 64 for f in card["training_files"])
+    model = get_model()
+    assert set(model.tracks) == {"pdb", "nox"}
+
+
+def test_predict_disorder_single_and_batch_agree():
+    batch = idrkit.predict_disorder(SEQS)
+    for seq, b in zip(SEQS, batch):
+        single = idrkit.predict_disorder(seq)
+        assert single.shape == (len(seq),) and single.dtype == np.float32
+        np.testing.assert_allclose(single, b, atol=1e-6)
+        assert ((single >= 0) & (single <= 1)).all()
+    # a low-complexity charged repeat scores higher than a hydrophobic one
+    assert batch[0].mean() > batch[1].mean()
+
+
+def test_tracks_differ_and_are_selectable():
+    pdb = idrkit.predict_disorder(SEQS[3], track="pdb")
+    nox = idrkit.predict_disorder(SEQS[3], track="nox")
+    assert pdb.shape == nox.shape and not np.allclose(pdb, nox)
+
+
+def test_default_model_needs_no_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
+        "import idrkit\n"
+        "s = idrkit.predict_disorder('MSEEPKSSPQESEKPAEGSSKPAAEE')\n"
+        "assert len(s) == 26\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_cli_predict_without_model_flag_to_stdout(tmp_path, capsys):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMSEEPKSSPQESEKPAEGSSKPAAEE\n>b\nMKV\n")
+    assert main(["predict", str(fasta)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# ") and "track=pdb" in lines[0]
+    assert lines[1] == "id\tposition\tresidue\tscore\tcall" and len(lines) == 2 + 26 + 3
+    assert main(["predict", str(fasta), "--format", "json", "--track", "nox"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["meta"]["track"] == "nox" and [p["id"] for p in data["proteins"]] == ["a", "b"]
