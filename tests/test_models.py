@@ -51,3 +51,32 @@ def test_load_checks_shapes(tiny_records, tmp_path):
     (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ModelError, match="weight 'vectors' is missing or has the wrong shape"):
         load_model(tmp_path / "m")
+
+
+def test_gbdt_learns_and_round_trips(tiny_records, tmp_path):
+    pytest.importorskip("lightgbm")
+    model = get_family("gbdt")(n_estimators=40, num_leaves=15, min_child_samples=20, threads=1)
+    model.fit(tiny_records[:30], valid=tiny_records[30:])
+    assert _auc(model, tiny_records[30:]) > 0.85
+    again = _round_trip(model, tiny_records[30:], tmp_path)
+    assert again.arrays["booster"].dtype == np.uint8  # LightGBM's text model inside the npz, no pickle
+
+
+def test_ensemble_mean_and_stack(tiny_records, tmp_path):
+    pytest.importorskip("gensim")
+    from idrkit.models.w2v_nb import Word2VecNB
+
+    w2v = Word2VecNB(vector_size=8, epochs=2).fit(tiny_records[:30])
+    w2v.save(tmp_path / "w2v")
+    mean = get_family("ensemble")(members=[str(tmp_path / "w2v"), "w2v-nb"]).fit(tiny_records[:30])
+    seqs = [r.sequence for r in tiny_records[30:]]
+    parts = [m.predict_proba(seqs) for m in mean.members]
+    for got, a, b in zip(mean.predict_proba(seqs), *parts):
+        np.testing.assert_allclose(got, (a + b) / 2, atol=1e-6)
+    _round_trip(mean, tiny_records[30:], tmp_path / "mean")
+    stack = get_family("ensemble")(members=[str(tmp_path / "w2v"), "w2v-nb"], mode="stack")
+    stack.fit(tiny_records[:25], valid=tiny_records[25:32])
+    assert stack.arrays["weights"].shape == (2,)
+    assert _auc(stack, tiny_records[32:]) > 0.8
+    with pytest.raises(ModelError, match="stacking needs held-out labelled records"):
+        get_family("ensemble")(members=[str(tmp_path / "w2v")], mode="stack").fit(tiny_records[:5])

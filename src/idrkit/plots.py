@@ -24,7 +24,7 @@ def profile_figure(rid: str, scores: np.ndarray, threshold: float, regions: Sequ
     """A matplotlib figure: score line, threshold, predicted regions shaded, true labels if given."""
     plt = _pyplot()
     n = len(scores)
-    fig, ax = plt.subplots(figsize=(width, 3.2 if labels is None else 3.8))
+    fig, ax = plt.subplots(figsize=(width, 3.6 if labels is None else 4.0))
     x = np.arange(1, n + 1)
     for s, e in regions:
         ax.axvspan(s - 0.5, e + 0.5, color="tab:orange", alpha=0.2, lw=0)
@@ -41,7 +41,7 @@ def profile_figure(rid: str, scores: np.ndarray, threshold: float, regions: Sequ
     ax.set_xlabel("residue")
     ax.set_ylabel("disorder score")
     ax.set_title(f"{rid} ({n} residues, {len(regions)} disordered region{'s' if len(regions) != 1 else ''})")
-    ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False, ncol=3)
     fig.tight_layout()
     return fig
 
