@@ -182,15 +182,19 @@ def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: in
     from .sequences import iter_records
     from .teachers import teacher_scores
 
-    records, described = [], []
-    for path in files:
+    records, described, source = [], [], []
+    for k, path in enumerate(files):
         recs = list(iter_records(path, check_duplicates=False))
         described.append({"path": str(path), "track": "teacher", "sha256": file_sha256(path),
                           "proteins": len(recs), "kept_after_dedup": len(recs)})
         records += recs
+        source += [k] * len(recs)
     if max_sequences and len(records) > max_sequences:
-        pick = np.random.default_rng(seed).choice(len(records), max_sequences, replace=False)
-        records = [records[i] for i in sorted(pick)]
+        pick = sorted(np.random.default_rng(seed).choice(len(records), max_sequences, replace=False))
+        records = [records[i] for i in pick]
+        used = np.bincount([source[i] for i in pick], minlength=len(files))
+        for d, n in zip(described, used.tolist()):
+            d["kept_after_dedup"] = n  # proteins of this file in the random subset
     scores = teacher_scores(teacher, [r.sequence for r in records])
     for r, sc in zip(records, scores):
         r.labels = np.asarray(sc, dtype=np.float32)
