@@ -239,7 +239,8 @@ def _run_pool(blocks, consume, args, rest, jobs: int) -> None:
 
 
 def _single_thread() -> None:
-    """Worker processes use one BLAS thread each, so that N jobs use N cores."""
+    """Worker processes use one thread each (BLAS and idrkit's own), so that N jobs use N cores."""
+    os.environ["IDRKIT_THREADS"] = "1"
     try:
         from threadpoolctl import threadpool_limits
 
