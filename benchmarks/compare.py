@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     print("-" * len(header))
     md = ["| predictor | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in rows.items():
-        cells = [f"{r[k]:.0f}" if k in ("res_per_s", "peak_mb") else f"{r[k]:.3f}" for k, _ in cols]
+        cells = [f"{r[k]:.0f}" if k in ("res_per_s", "peak_mb") else f"{r[k]:.4f}" if k in ("auc", "ap")
+                 else f"{r[k]:.3f}" for k, _ in cols]
         print(f"{name:<28}" + "".join(f"{c:>10}" for c in cells))
         md.append(f"| {name} | " + " | ".join(cells) + " |")
     if args.markdown:
