@@ -101,6 +101,7 @@ class Estimator:
         known = {f.name for f in fields(cls.params_class)}
         params = cls.params_class(**{k: v for k, v in doc.get("params", {}).items() if k in known})
         model = cls(params)
+        model._folder = folder  # families that keep files beside weights.npz (adapters, backbones) read them here
         model.meta = doc.get("meta", {})
         model.tracks = tuple(doc.get("tracks", ["pdb"]))
         try:

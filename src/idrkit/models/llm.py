@@ -254,12 +254,6 @@ class LLMTagger(Estimator):
         self._model.save_pretrained(folder / "adapter")
         return folder
 
-    @classmethod
-    def load(cls, folder):
-        model = super().load(folder)
-        model._folder = Path(folder)
-        return model
-
     def _restore(self):
         peft = require("peft", "llm")
         if self._folder is None or not (self._folder / "adapter").is_dir():

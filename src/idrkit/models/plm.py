@@ -307,12 +307,6 @@ class PLMTagger(Estimator):
             self._tokenizer.save_pretrained(folder / "backbone")
         return folder
 
-    @classmethod
-    def load(cls, folder):
-        model = super().load(folder)
-        model._folder = Path(folder)
-        return model
-
     def _restore_from_folder(self):
         torch = require("torch", "plm")
         p = self.params
