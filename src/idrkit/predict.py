@@ -80,37 +80,34 @@ def predict_records(records: Iterable[Record], model=None, threshold: float | No
     ``on_warning`` as one line naming the record.
     """
     est = get_model(model)
-    thr = default_threshold(est, track) if threshold is None else threshold
     for batch in batches(records, max_residues):
-        scores = est.predict_proba([r.sequence for r in batch], track=track)
-        for item in getattr(est, "report", []):
+        preds, warnings = predict_batch(est, batch, track, threshold, min_length, max_gap)
+        for msg in warnings:
             if on_warning:
-                on_warning(f"record '{batch[item['index']].id}': {item['message']}")
-        for rec, sc in zip(batch, scores):
-            yield to_prediction(rec, sc, thr, min_length, max_gap)
+                on_warning(msg)
+        yield from preds
+
+
+def predict_batch(est: Estimator, records: Sequence[Record], track: str = "pdb", threshold: float | None = None,
+                  min_length: int = DEFAULT_MIN_LENGTH, max_gap: int = DEFAULT_MAX_GAP
+                  ) -> tuple[list[Prediction], list[str]]:
+    """Predictions of one batch, and the model's per-protein problems as lines naming the record."""
+    thr = default_threshold(est, track) if threshold is None else threshold
+    scores = est.predict_proba([r.sequence for r in records], track=track)
+    warnings = [f"record '{records[item['index']].id}': {item['message']}" for item in getattr(est, "report", [])]
+    return [to_prediction(r, sc, thr, min_length, max_gap) for r, sc in zip(records, scores)], warnings
 
 
 # ------------------------------------------------------------------------------------ proteome-scale runs
-
-_WORKER_MODEL: dict = {}
-
 
 def _predict_block(model_path: str | None, texts_fmt: str, block: list[tuple[str, str]], track: str,
                    threshold: float | None, min_length: int, max_gap: int) -> tuple[list[tuple[str, str]], list[str]]:
     """Predict one block of (id, sequence) and format it: runs in worker processes and on Dask workers."""
     from .sequences import record_text
 
-    key = model_path or "default"
-    if key not in _WORKER_MODEL:
-        _WORKER_MODEL[key] = get_model(model_path)
-    est = _WORKER_MODEL[key]
-    thr = default_threshold(est, track) if threshold is None else threshold
-    recs = [Record(rid, seq) for rid, seq in block]
-    scores = est.predict_proba([r.sequence for r in recs], track=track)
-    warnings = [f"record '{recs[item['index']].id}': {item['message']}" for item in getattr(est, "report", [])]
-    out = [(r.id, record_text(to_prediction(r, sc, thr, min_length, max_gap), texts_fmt))
-           for r, sc in zip(recs, scores)]
-    return out, warnings
+    preds, warnings = predict_batch(get_model(model_path), [Record(rid, seq) for rid, seq in block], track,
+                                    threshold, min_length, max_gap)
+    return [(p.id, record_text(p, texts_fmt)) for p in preds], warnings
 
 
 def count_fasta_records(path: str | Path) -> int | None:
@@ -170,7 +167,7 @@ def run_prediction(input_path: str | Path, output: str | Path, fmt: str, model: 
     """
     from .sequences import PredictionWriter, iter_records
 
-    est = get_model(model)  # fail early on a bad model, in this process
+    get_model(model)  # fail early on a bad model, in this process (and cache it for the local run)
     model_path = None if model is None else str(Path(model).resolve())
     writer = PredictionWriter(output, fmt, meta, resume=resume)
     total = count_fasta_records(input_path) if progress else None
@@ -203,7 +200,6 @@ def run_prediction(input_path: str | Path, output: str | Path, fmt: str, model: 
         elif jobs > 1:
             _run_pool(blocks(), consume, args, rest, jobs)
         else:
-            _WORKER_MODEL[model_path or "default"] = est
             for block in blocks():
                 consume(_predict_block(*args, block, *rest), block)
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ def create_app(model: str | None = None, limits: Limits | None = None):
     from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
     from .. import __version__
-    from ..predict import default_threshold, get_model, to_prediction
+    from ..predict import default_threshold, get_model, predict_batch
     from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH
     from ..sequences import Record, clean_sequence, iter_fasta, prediction_dict, record_text
 
@@ -136,9 +136,8 @@ def create_app(model: str | None = None, limits: Limits | None = None):
             raise BadRequest(422, f"this model has no '{track}' track")
         thr = opts.get("threshold")
         thr = default_threshold(est, track) if thr is None else thr
-        scores = est.predict_proba([r.sequence for r in records], track=track)
-        preds = [to_prediction(r, s, thr, opts.get("min_length", DEFAULT_MIN_LENGTH),
-                               opts.get("max_gap", DEFAULT_MAX_GAP)) for r, s in zip(records, scores)]
+        preds, _ = predict_batch(est, records, track, thr, opts.get("min_length", DEFAULT_MIN_LENGTH),
+                                 opts.get("max_gap", DEFAULT_MAX_GAP))
         if format == "json":
             return JSONResponse({"model": model or "default", "track": track, "threshold": thr,
                                  "proteins": [prediction_dict(p) for p in preds]})
