@@ -60,3 +60,19 @@ def test_transformer_long_sequence_windows(tiny_records):
     long_seq = "".join(r.sequence for r in tiny_records[:3])
     scores = model.predict_proba([long_seq])[0]
     assert scores.shape == (len(long_seq),) and np.isfinite(scores).all()
+
+
+def test_fine_tuning_a_distilled_student_starts_from_its_teacher_head(tiny_records, tmp_path):
+    soft = [type(r)(r.id, r.sequence, r.labels.astype(np.float32) * 0.8 + 0.1, "teacher") for r in tiny_records[:20]]
+    student = get_family("cnn")(**{**SMALL, "epochs": 2}).fit(soft)
+    assert student.heads == ["teacher"]
+    student.save(tmp_path / "student")
+    # zero epochs of fine-tuning: the new pdb and nox heads must equal the teacher head they started from
+    tuned = get_family("cnn")(**{**SMALL, "epochs": 0, "init_from": str(tmp_path / "student")})
+    labelled = [type(r)(r.id, r.sequence, r.labels, "pdb" if i % 2 else "nox") for i, r in enumerate(tiny_records[20:30])]
+    tuned.fit(labelled)
+    assert tuned.heads == ["pdb", "nox"]
+    seqs = [r.sequence for r in tiny_records[30:]]
+    ref = np.concatenate(student.predict_proba(seqs))
+    for track in ("pdb", "nox"):
+        np.testing.assert_allclose(np.concatenate(tuned.predict_proba(seqs, track=track)), ref, atol=1e-5)

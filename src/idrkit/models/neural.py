@@ -200,7 +200,11 @@ class NeuralTagger(Estimator):
         return self
 
     def _warm_start(self, torch, module, heads) -> None:
-        """Copy weights (and feature scaling) from a trained model; heads are matched by name."""
+        """Copy weights (and feature scaling) from a trained model; heads are matched by name.
+
+        Output heads the source lacks start from its ``teacher`` head when it has one, so a student
+        distilled without labels is fine-tuned from its own disorder scores rather than from noise.
+        """
         from . import load_model
 
         src = load_model(self.params.init_from)
@@ -215,7 +219,9 @@ class NeuralTagger(Estimator):
             if w is None:
                 continue
             if key.startswith("out.") and list(src_heads) != list(heads):
-                rows = [src_heads.index(h) if h in src_heads else None for h in heads]
+                # a head the source lacks starts from the source's teacher head (distilled, then fine-tuned)
+                rows = [src_heads.index(h) if h in src_heads else
+                        src_heads.index("teacher") if "teacher" in src_heads else None for h in heads]
                 new = state[key].clone()
                 for i, r in enumerate(rows):
                     if r is not None:

@@ -1,0 +1,241 @@
+"""Supervised, distilled and distilled-then-fine-tuned students on both definitions of disorder, one table.
+
+For every neural family asked for, three recipes are trained and scored beside metapredict v3 and v2:
+
+- ``supervised``: the labelled files only (both tracks, ``pdb`` and ``nox`` heads);
+- ``distilled``: a teacher's scores on unlabelled proteins only (one ``teacher`` head serves both tracks,
+  threshold 0.5 as for metapredict);
+- ``distil+ft``: the distilled student fine-tuned on the labelled files (its new heads start from the
+  teacher head).
+
+The labelled proteins of both tracks are clustered together with MMseqs2 at 30% identity and split into
+``--folds`` folds (no cluster in two folds). For each fold ``k`` a student is trained on the labelled proteins
+outside fold ``k`` (10% of those, again by cluster, choose early stopping and thresholds) and predicts the
+NOX proteins of fold ``k``: the ``nox`` columns pool these held-out predictions over all folds, each fold
+called at its own model's threshold. The ``pdb`` columns are the validation file (never trained on)
+scored by every fold's model, as mean +- standard deviation over the folds. The distilled student sees no
+labels, so one model serves every fold. metapredict gets the same proteins (scores from the teacher cache).
+
+Trained models are kept under ``--work`` (``FAMILY-RECIPE-foldK``) and reused when present, so a run
+can be resumed or split over processes (``--families cnn`` in one, ``--families transformer`` in another);
+every figure is computed afresh from the models on each run.
+
+    D=../shared/data
+    python benchmarks/students.py --families cnn transformer --folds 3 --work runs/students \\
+        --train pdb:$D/train_disorder_pdb.fasta pdb:$D/caid1_disorder_pdb.fasta nox:$D/train_disprot_nox.fasta \\
+        --valid $D/caid2_disorder_pdb.fasta --unlabelled $D/unlabelled/*.fasta --markdown docs/students.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from idrkit.metrics import pooled_metrics
+from idrkit.models import get_family, load_model
+from idrkit.sequences import read_records
+from idrkit.teachers import teacher_scores
+from idrkit.train import choose_thresholds, homology_folds, load_training, split_holdout, teacher_records
+
+RECIPES = ("supervised", "distilled", "distil+ft")
+METRICS = ("auc", "ap", "fmax", "f1", "mcc")
+
+# per family: parameters of every recipe, overrides per recipe, and how many unlabelled proteins the
+# distilled student learns from (0 = all); kept small enough for 2 CPU cores
+PARAMS = {
+    "cnn": {"base": {"channels": 32, "layers": 8, "kernel": 5, "progress": False},
+            "supervised": {"epochs": 8, "patience": 2},
+            "distilled": {"epochs": 2},
+            "distil+ft": {"epochs": 3, "patience": 2, "lr": 5e-4}},
+    "transformer": {"base": {"channels": 64, "layers": 4, "crop": 512, "progress": False}, "unlabelled": 6000,
+                    "supervised": {"epochs": 4, "patience": 2},
+                    "distilled": {"epochs": 2},
+                    "distil+ft": {"epochs": 2, "patience": 2, "lr": 5e-4}},
+    "bilstm": {"base": {"channels": 32, "layers": 4, "crop": 512, "progress": False}, "unlabelled": 6000,
+               "supervised": {"epochs": 4, "patience": 2},
+               "distilled": {"epochs": 1},
+               "distil+ft": {"epochs": 2, "patience": 2, "lr": 5e-4}},
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def fit_labelled(family: str, params: dict, records, seed: int, folder: Path):
+    """Train on labelled records (10% held out by cluster for early stopping and thresholds), save."""
+    train, tune = split_holdout(records, 0.1, seed)
+    t0 = time.time()
+    model = get_family(family)(**params).fit(train, valid=tune or None)
+    model.meta["thresholds"] = choose_thresholds(model, tune) if tune else {}
+    model.meta["benchmark"] = {"trained_on": len(train), "tuned_on": len(tune), "seconds": time.time() - t0}
+    model.save(folder)
+    return model
+
+
+def get_or_train(folder: Path, train_fn):
+    if (folder / "model.json").exists():
+        log(f"reusing {folder}")
+        return load_model(folder)
+    log(f"training {folder}")
+    t0 = time.time()
+    model = train_fn()
+    log(f"trained {folder} in {time.time() - t0:.0f} s")
+    return model
+
+
+def fold_models(family: str, recipe: str, args, labelled, folds, soft):
+    """The model of each fold for one recipe (the distilled model is shared by all folds)."""
+    spec = PARAMS[family]
+    params = {**spec["base"], **spec[recipe], "seed": args.seed, **args.set}
+    work = Path(args.work)
+    if recipe == "distilled":
+        folder = work / f"{family}-distilled"
+
+        def train():
+            t0 = time.time()
+            n = args.max_unlabelled if args.max_unlabelled is not None else spec.get("unlabelled", 0)
+            records = soft(n)
+            model = get_family(family)(**params).fit(records)
+            model.meta["benchmark"] = {"unlabelled": len(records), "seconds": time.time() - t0}
+            model.save(folder)
+            return model
+
+        model = get_or_train(folder, train)
+        return [model] * args.folds
+    models = []
+    for k in range(args.folds):
+        train_k = [r for r, f in zip(labelled, folds) if f != k]
+        folder = work / f"{family}-{recipe}-fold{k}"
+        p = dict(params)
+        if recipe == "distil+ft":
+            fold_models(family, "distilled", args, labelled, folds, soft)  # make sure the start point exists
+            p["init_from"] = str(work / f"{family}-distilled")
+        models.append(get_or_train(folder, lambda: fit_labelled(family, p, train_k, args.seed, folder)))
+    return models
+
+
+def score_row(valid_recs, nox_by_fold, predict_valid, predict_nox, thresholds) -> dict:
+    """pdb: mean and sd over folds on the validation file; nox: held-out folds pooled."""
+    out = {}
+    per_fold = []
+    for k, (pdb_thr, _) in enumerate(thresholds):
+        scores = predict_valid(k)
+        per_fold.append(pooled_metrics([r.labels for r in valid_recs], scores, threshold=pdb_thr))
+    for m in METRICS:
+        vals = np.array([f[m] for f in per_fold])
+        out[f"pdb_{m}"] = float(vals.mean())
+        out[f"pdb_{m}_sd"] = float(vals.std()) if len(vals) > 1 else 0.0
+    labels, scores, calls = [], [], []
+    for k, recs in enumerate(nox_by_fold):
+        sc = predict_nox(k, [r.sequence for r in recs])
+        labels += [r.labels for r in recs]
+        scores += sc
+        calls += [s >= thresholds[k][1] for s in sc]
+    nox = pooled_metrics(labels, scores, calls=calls)
+    out.update({f"nox_{m}": float(nox[m]) for m in METRICS})
+    out["nox_proteins"], out["nox_residues"] = nox["proteins"], nox["residues"]
+    return out
+
+
+def parse_set(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--families", nargs="+", default=["cnn", "transformer"], choices=sorted(PARAMS))
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    ap.add_argument("--train", nargs="+", required=True, help="labelled files, prefixed pdb: or nox:")
+    ap.add_argument("--valid", required=True, help="labelled validation file (pdb track), never trained on")
+    ap.add_argument("--unlabelled", nargs="+", required=True)
+    ap.add_argument("--teacher", default="metapredict-v3")
+    ap.add_argument("--max-unlabelled", type=int, default=None,
+                    help="a random subset of the unlabelled proteins for every family (default: per family)")
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="runs/students")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override a parameter of every recipe, e.g. max_steps_per_epoch=2 for a smoke run")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the metapredict rows")
+    ap.add_argument("--markdown", default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    args.set = dict(parse_set(kv) for kv in args.set)
+
+    labelled, _ = load_training(args.train)
+    folds = homology_folds(labelled, k=args.folds, seed=args.seed)
+    nox_by_fold = [[r for r, f in zip(labelled, folds) if f == k and r.track == "nox"] for k in range(args.folds)]
+    valid_recs = read_records(args.valid, require_labels=True)
+    log(f"{len(labelled)} labelled proteins in {args.folds} folds; NOX proteins per fold: "
+        f"{[len(x) for x in nox_by_fold]}")
+    cache = {}
+
+    def soft(n: int):
+        if n not in cache:
+            cache[n] = teacher_records(args.teacher, args.unlabelled, n, args.seed)[0]
+        return cache[n]
+
+    rows = []
+    for family in args.families:
+        for recipe in args.recipes:
+            models = fold_models(family, recipe, args, labelled, folds, soft)
+            thresholds = [(m.meta.get("thresholds", {}).get("pdb", 0.5), m.meta.get("thresholds", {}).get("nox", 0.5))
+                          for m in models]
+            valid_seqs = [r.sequence for r in valid_recs]
+            memo = {}
+
+            def predict_valid(k, models=models, memo=memo):
+                key = id(models[k])
+                if key not in memo:
+                    memo[key] = models[k].predict_proba(valid_seqs, track="pdb")
+                return memo[key]
+
+            row = score_row(valid_recs, nox_by_fold, predict_valid,
+                            lambda k, seqs, models=models: models[k].predict_proba(seqs, track="nox"), thresholds)
+            rows.append({"predictor": f"{family} {recipe}", **row})
+            log(f"{family} {recipe}: pdb AUC {row['pdb_auc']:.4f} nox AUC {row['nox_auc']:.4f}")
+    if not args.no_baselines:
+        for teacher in ("metapredict-v3", "metapredict-v2"):
+            vs = teacher_scores(teacher, [r.sequence for r in valid_recs])
+            row = score_row(valid_recs, nox_by_fold, lambda k, vs=vs: vs,
+                            lambda k, seqs, t=teacher: teacher_scores(t, seqs), [(0.5, 0.5)] * args.folds)
+            rows.append({"predictor": teacher, **row})
+    print_table(rows, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def print_table(rows, args) -> None:
+    head = f"{'predictor':<24}" + "".join(f"{'pdb ' + m:>15}" for m in METRICS) + "".join(
+        f"{'nox ' + m:>9}" for m in METRICS)
+    print(f"pdb: {Path(args.valid).name}, mean +- sd over the {args.folds} fold models; "
+          f"nox: {args.folds} MMseqs2 folds (30% identity) of the NOX proteins, held-out predictions pooled")
+    print(head)
+    print("-" * len(head))
+    md = ["| predictor | " + " | ".join(f"pdb {m}" for m in METRICS) + " | " + " | ".join(f"nox {m}" for m in METRICS)
+          + " |", "|---" * (1 + 2 * len(METRICS)) + "|"]
+    for r in rows:
+        pdb = [f"{r[f'pdb_{m}']:.4f}±{r[f'pdb_{m}_sd']:.4f}" for m in METRICS]
+        nox = [f"{r[f'nox_{m}']:.4f}" for m in METRICS]
+        print(f"{r['predictor']:<24}" + "".join(f"{v:>15}" for v in pdb) + "".join(f"{v:>9}" for v in nox))
+        md.append(f"| {r['predictor']} | " + " | ".join(pdb) + " | " + " | ".join(nox) + " |")
+    if rows:
+        n = rows[0]
+        print(f"nox held-out set: {n['nox_proteins']} proteins, {n['nox_residues']} labelled residues")
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
