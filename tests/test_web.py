@@ -134,3 +134,21 @@ def test_page_end_to_end_in_chromium(app, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_track_selects_the_definition_of_disorder():
+    import idrkit
+
+    client = TestClient(create_app(None))  # the shipped default carries both tracks
+    seq = "MSEEPKSSPQESEKPAEGSSKPAAEEMKVLLWAIVGLLAFSTTAQA"
+    body = {}
+    for track in ("pdb", "nox"):
+        r = client.post("/predict", json={"sequences": [seq], "track": track})
+        assert r.status_code == 200 and r.json()["track"] == track
+        body[track] = np.array(r.json()["proteins"][0]["scores"])
+        np.testing.assert_allclose(body[track], idrkit.predict_disorder(seq, track=track), atol=1e-4)
+    assert not np.allclose(body["pdb"], body["nox"])
+    r = client.post("/predict?format=tsv&track=nox", content=seq, headers={"content-type": "text/plain"})
+    assert r.status_code == 200
+    tsv = np.array([float(line.split("\t")[3]) for line in r.text.splitlines()[1:]])
+    np.testing.assert_allclose(tsv, body["nox"], atol=1e-3)

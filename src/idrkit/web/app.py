@@ -1,8 +1,8 @@
 """The HTTP API (``POST /predict``, OpenAPI schema at ``/openapi.json``) and the page at ``/``.
 
 ``POST /predict`` takes JSON (``{"sequences": [{"id": ..., "sequence": ...}], "track": "pdb"}``; plain
-strings are accepted as sequences) or FASTA text (``text/plain``), and returns scores, 0/1 calls and
-regions per protein as JSON, or TSV / CSV with ``?format=tsv|csv``. Requests are limited in size, number of
+strings are accepted as sequences) or FASTA text (``text/plain``, with ``?track=pdb|nox``), and returns
+scores, 0/1 calls and regions per protein as JSON, or TSV / CSV with ``?format=tsv|csv``. Requests are limited in size, number of
 sequences and sequence length; bad input gets a 4xx answer with one clear message.
 """
 
@@ -125,13 +125,16 @@ def create_app(model: str | None = None, limits: Limits | None = None):
         "responses": {"200": {"description": "scores, calls and regions per protein"},
                       "400": {"description": "unreadable body"}, "413": {"description": "over a limit"},
                       "422": {"description": "invalid input"}}})
-    async def predict(request: Request, format: str = Query("json", pattern="^(json|tsv|csv)$")):
+    async def predict(request: Request, format: str = Query("json", pattern="^(json|tsv|csv)$"),
+                      track: str | None = Query(None, pattern="^(pdb|nox)$",
+                                                description="definition of disorder for text bodies "
+                                                            "(JSON bodies name it in the body)")):
         body = await request.body()
         try:
             records, opts = parse(body, request.headers.get("content-type", ""))
         except IdrkitError as exc:
             raise BadRequest(422, str(exc)) from None
-        track = opts.get("track", "pdb")
+        track = opts.get("track", track or "pdb")
         if track not in est.tracks:
             raise BadRequest(422, f"this model has no '{track}' track")
         thr = opts.get("threshold")
