@@ -76,3 +76,17 @@ def test_fine_tuning_a_distilled_student_starts_from_its_teacher_head(tiny_recor
     ref = np.concatenate(student.predict_proba(seqs))
     for track in ("pdb", "nox"):
         np.testing.assert_allclose(np.concatenate(tuned.predict_proba(seqs, track=track)), ref, atol=1e-5)
+
+
+def test_warm_started_model_card_names_its_start(cnn_dir, tiny_labelled_file, tmp_path):
+    import json
+
+    from idrkit.train import file_sha256, train_model
+
+    train_model("cnn", [str(tiny_labelled_file)], tmp_path / "ft", holdout=0,
+                params={"channels": 8, "layers": 2, "epochs": 1, "progress": False, "init_from": str(cnn_dir)})
+    card = json.loads((tmp_path / "ft" / "card.json").read_text())
+    assert card["started_from"]["path"] == str(cnn_dir)
+    assert card["started_from"]["weights_sha256"] == file_sha256(cnn_dir / "weights.npz")
+    assert "Started from" in (tmp_path / "ft" / "card.md").read_text()
+    assert load_model(tmp_path / "ft").meta["started_from"]["path"] == str(cnn_dir)

@@ -148,6 +148,11 @@ def write_card(folder: Path, card: dict) -> None:
         lines.append(f"| {f['path']} | {f['track']} | {f['kept_after_dedup']} | `{f['sha256'][:16]}…` |")
     if card.get("teacher"):
         lines += ["", f"Teacher: {card['teacher']}"]
+    start = card.get("started_from")
+    while start:  # the chain of warm starts, newest first
+        lines += ["", f"Started from `{start['path']}` (weights sha256 `{start['weights_sha256'][:16]}…`, trained "
+                      f"{start['trained_at']}, {start['epochs']} epochs on {', '.join(start['training_files'])})."]
+        start = start.get("started_from")
     lines += ["", "## Parameters", "", "```json", json.dumps(card["params"], indent=2), "```", ""]
     if card.get("thresholds"):
         lines += [f"Thresholds (F-max on the held-out {card.get('holdout_fraction', 0):.0%} of the training "
@@ -219,6 +224,17 @@ def distil_model(teacher: str, unlabelled: Sequence[str], train_specs: Sequence[
                           homology_split, valid, out, t0, {"teacher": teacher})
 
 
+def started_from(folder: str | Path) -> dict:
+    """What a warm-started model began from: the folder, its weights' hash and its own card's summary."""
+    folder = Path(folder)
+    doc = json.loads((folder / "model.json").read_text())
+    card = doc.get("meta", {}).get("card", {})
+    return {"path": str(folder), "weights_sha256": file_sha256(folder / "weights.npz"),
+            "trained_at": card.get("trained_at"), "epochs": doc.get("params", {}).get("epochs"),
+            "training_files": [f"{f['track']}:{f['path']}" for f in card.get("training_files", [])],
+            "started_from": doc.get("meta", {}).get("started_from")}
+
+
 def _finish(model, family, files, records, train, tune, holdout, homology_split, valid, out, t0,
             extra_card) -> dict:
     """Write the model and its card (data hashes, parameters, thresholds, validation figures)."""
@@ -235,6 +251,9 @@ def _finish(model, family, files, records, train, tune, holdout, homology_split,
         "validation": {},
     }
     card.update(extra_card or {})
+    init_from = getattr(model.params, "init_from", "")
+    if init_from:
+        card["started_from"] = started_from(init_from)
     model.arrays["train_sequence_hash"] = np.array(sorted({sequence_hash64(r.sequence) for r in records}),
                                                    dtype=np.uint64)
     if valid is not None:
@@ -248,6 +267,8 @@ def _finish(model, family, files, records, train, tune, holdout, homology_split,
     card["training_seconds"] = time.time() - t0
     out = Path(out)
     model.meta["card"] = {k: card[k] for k in ("family", "trained_at", "training_files", "thresholds")}
+    if "started_from" in card:
+        model.meta["started_from"] = card["started_from"]
     model.save(out)
     write_card(out, card)
     return card
