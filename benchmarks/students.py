@@ -6,7 +6,10 @@ For every neural family asked for, three recipes are trained and scored beside m
 - ``distilled``: a teacher's scores on unlabelled proteins only (one ``teacher`` head serves both tracks,
   threshold 0.5 as for metapredict);
 - ``distil+ft``: the distilled student fine-tuned on the labelled files (its new heads start from the
-  teacher head).
+  teacher head);
+- ``distil+joint``: the distilled student fine-tuned on the labelled files and, at the same time, on the
+  teacher's scores for a random subset of the unlabelled proteins (``joint_unlabelled`` per family), the
+  recipe of the shipped default.
 
 The labelled proteins of both tracks are clustered together with MMseqs2 at 30% identity and split into
 ``--folds`` folds (no cluster in two folds). For each fold ``k`` a student is trained on the labelled proteins
@@ -42,7 +45,7 @@ from idrkit.sequences import read_records
 from idrkit.teachers import teacher_scores
 from idrkit.train import choose_thresholds, homology_folds, load_training, split_holdout, teacher_records
 
-RECIPES = ("supervised", "distilled", "distil+ft")
+RECIPES = ("supervised", "distilled", "distil+ft", "distil+joint")
 METRICS = ("auc", "ap", "fmax", "f1", "mcc")
 
 # per family: parameters of every recipe, overrides per recipe, and how many unlabelled proteins the
@@ -51,15 +54,18 @@ PARAMS = {
     "cnn": {"base": {"channels": 32, "layers": 8, "kernel": 5, "progress": False},
             "supervised": {"epochs": 8, "patience": 2},
             "distilled": {"epochs": 2},
-            "distil+ft": {"epochs": 3, "patience": 2, "lr": 5e-4}},
+            "distil+ft": {"epochs": 3, "patience": 2, "lr": 5e-4},
+            "distil+joint": {"epochs": 3, "patience": 2, "lr": 5e-4}, "joint_unlabelled": 6000},
     "transformer": {"base": {"channels": 64, "layers": 4, "crop": 512, "progress": False}, "unlabelled": 6000,
                     "supervised": {"epochs": 4, "patience": 2},
                     "distilled": {"epochs": 2},
-                    "distil+ft": {"epochs": 2, "patience": 2, "lr": 5e-4}},
+                    "distil+ft": {"epochs": 2, "patience": 2, "lr": 5e-4},
+                    "distil+joint": {"epochs": 2, "patience": 2, "lr": 5e-4}, "joint_unlabelled": 2000},
     "bilstm": {"base": {"channels": 32, "layers": 4, "crop": 512, "progress": False}, "unlabelled": 6000,
                "supervised": {"epochs": 4, "patience": 2},
                "distilled": {"epochs": 1},
-               "distil+ft": {"epochs": 2, "patience": 2, "lr": 5e-4}},
+               "distil+ft": {"epochs": 2, "patience": 2, "lr": 5e-4},
+               "distil+joint": {"epochs": 2, "patience": 2, "lr": 5e-4}, "joint_unlabelled": 2000},
 }
 
 
@@ -67,11 +73,12 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def fit_labelled(family: str, params: dict, records, seed: int, folder: Path):
-    """Train on labelled records (10% held out by cluster for early stopping and thresholds), save."""
+def fit_labelled(family: str, params: dict, records, seed: int, folder: Path, soft=()):
+    """Train on labelled records (10% held out by cluster for early stopping and thresholds) and any
+    teacher-scored records, save."""
     train, tune = split_holdout(records, 0.1, seed)
     t0 = time.time()
-    model = get_family(family)(**params).fit(train, valid=tune or None)
+    model = get_family(family)(**params).fit(list(soft) + train, valid=tune or None)
     model.meta["thresholds"] = choose_thresholds(model, tune) if tune else {}
     model.meta["benchmark"] = {"trained_on": len(train), "tuned_on": len(tune), "seconds": time.time() - t0}
     model.save(folder)
@@ -113,10 +120,13 @@ def fold_models(family: str, recipe: str, args, labelled, folds, soft):
         train_k = [r for r, f in zip(labelled, folds) if f != k]
         folder = work / f"{family}-{recipe}-fold{k}"
         p = dict(params)
-        if recipe == "distil+ft":
+        extra = []
+        if recipe in ("distil+ft", "distil+joint"):
             fold_models(family, "distilled", args, labelled, folds, soft)  # make sure the start point exists
             p["init_from"] = str(work / f"{family}-distilled")
-        models.append(get_or_train(folder, lambda: fit_labelled(family, p, train_k, args.seed, folder)))
+        if recipe == "distil+joint" and not (folder / "model.json").exists():
+            extra = soft(spec.get("joint_unlabelled", 0))
+        models.append(get_or_train(folder, lambda: fit_labelled(family, p, train_k, args.seed, folder, extra)))
     return models
 
 
