@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chart", default=None, help="write a bar chart (PNG or SVG) here")
     ap.add_argument("--markdown", default=None, help="write the table as Markdown here")
+    ap.add_argument("--paired", type=int, default=0, metavar="N",
+                    help="N paired bootstrap resamplings of proteins: AUC and AP of each idrkit model minus "
+                         "the first metapredict version, with 95%% intervals")
     args = ap.parse_args(argv)
 
     from idrkit.metrics import pooled_metrics
@@ -93,7 +96,7 @@ def main(argv=None) -> int:
         label = f"idrkit:{name}" if kind == "idrkit" else f"metapredict {name}"
         info, scores = run_child(kind, name, args.ref, args.threads)
         m = pooled_metrics(labels, scores, threshold=info["threshold"])
-        rows[label] = {**m, "res_per_s": n_res / info["predict_s"], **info}
+        rows[label] = {**m, "res_per_s": n_res / info["predict_s"], **info, "scores": scores}
         print(f"done: {label}", file=sys.stderr)
     cols = [("auc", "AUC"), ("ap", "AP"), ("fmax", "F-max"), ("mcc", "MCC"), ("competition_f1", "F1"),
             ("threshold", "thr"), ("res_per_s", "res/s"), ("first_prediction_s", "first s"),
@@ -109,6 +112,19 @@ def main(argv=None) -> int:
                  else f"{r[k]:.3f}" for k, _ in cols]
         print(f"{name:<28}" + "".join(f"{c:>10}" for c in cells))
         md.append(f"| {name} | " + " | ".join(cells) + " |")
+    base = next((n for n in rows if n.startswith("metapredict")), None)
+    if args.paired and base:
+        from idrkit.metrics import paired_bootstrap
+
+        print(f"\npaired bootstrap over proteins ({args.paired} resamplings): model minus {base}")
+        for name, r in rows.items():
+            if not name.startswith("idrkit"):
+                continue
+            d = paired_bootstrap(labels, r["scores"], rows[base]["scores"], n=args.paired)
+            text = "  ".join(f"{k.upper()} {v['diff']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}] higher in "
+                             f"{v['a_higher']:.0%}" for k, v in d.items())
+            print(f"{name:<28}{text}")
+            md.append(f"\n{name} minus {base}: {text}")
     if args.markdown:
         Path(args.markdown).write_text("\n".join(md) + "\n")
     if args.chart:

@@ -77,3 +77,17 @@ def test_length_mismatch_names_record():
     with pytest.raises(InputError, match="record 'b'"):
         pooled_metrics([np.array([1, 0]), np.array([1])], [np.array([0.2, 0.1]), np.array([0.1, 0.2])],
                        ids=["a", "b"])
+
+
+def test_paired_bootstrap_of_two_predictors(random_set):
+    from idrkit.metrics import paired_bootstrap
+
+    labels, scores = random_set
+    same = paired_bootstrap(labels, scores, scores, n=50)
+    assert same["auc"]["diff"] == 0 and same["auc"]["low"] == 0 and same["auc"]["high"] == 0
+    rng = np.random.default_rng(3)
+    # adding noise to the scores makes a worse predictor: the original wins in (nearly) every resampling
+    worse = [s + rng.normal(0, 0.5, s.size) for s in scores]
+    d = paired_bootstrap(labels, scores, worse, n=50)
+    assert d["auc"]["diff"] > 0 and d["auc"]["low"] > 0 and d["auc"]["a_higher"] > 0.95
+    assert d["auc"]["diff"] == pytest.approx(pooled_metrics(labels, scores)["auc"] - pooled_metrics(labels, worse)["auc"])

@@ -2,7 +2,8 @@
 
 Threshold-free: ROC AUC, average precision (as scikit-learn defines it) and F-max with its threshold.
 At a threshold: MCC, balanced accuracy, F1, precision, recall, specificity. Per-protein means, bootstrap
-confidence intervals over proteins, and the competition score (F1 of class 1 over all residues).
+confidence intervals over proteins (also paired, for the difference of two predictors), and the competition
+score (F1 of class 1 over all residues).
 """
 
 from __future__ import annotations
@@ -177,6 +178,29 @@ def bootstrap(labels: list[np.ndarray], scores: list[np.ndarray], threshold: flo
         draws["mcc"].append((tp * tn - fp * fn) / denom if denom else 0.0)
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     return {k: (float(np.nanpercentile(v, lo)), float(np.nanpercentile(v, hi))) for k, v in draws.items()}
+
+
+def paired_bootstrap(labels: list[np.ndarray], scores_a: list[np.ndarray], scores_b: list[np.ndarray],
+                     n: int = 200, seed: int = 0, level: float = 0.95) -> dict:
+    """Differences a - b of AUC and AP over the same resamplings of proteins.
+
+    Returns, per metric, the observed difference, its percentile confidence interval and the fraction of
+    resamplings in which ``a`` scores higher: a paired test of two predictors on the same proteins.
+    """
+    pa, pb = pool(labels, scores_a), pool(labels, scores_b)
+    rng = np.random.default_rng(seed)
+    observed = {k: _curve_metrics(*_counts(pa))[k] - _curve_metrics(*_counts(pb))[k] for k in ("auc", "ap")}
+    diffs = {"auc": [], "ap": []}
+    for _ in range(n):
+        counts = np.bincount(rng.integers(0, pa.n_proteins, pa.n_proteins),
+                             minlength=pa.n_proteins).astype(np.float64)
+        ca, cb = _curve_metrics(*_counts(pa, counts[pa.protein])), _curve_metrics(*_counts(pb, counts[pb.protein]))
+        for k in diffs:
+            diffs[k].append(ca[k] - cb[k])
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {k: {"diff": float(observed[k]), "low": float(np.nanpercentile(v, lo)),
+                "high": float(np.nanpercentile(v, hi)), "a_higher": float(np.mean(np.asarray(v) > 0))}
+            for k, v in diffs.items()}
 
 
 def match(refs: dict, preds: dict[str, np.ndarray], allow_missing: bool = False):
