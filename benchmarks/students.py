@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="runs/students")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override a parameter of every recipe, e.g. max_steps_per_epoch=2 for a smoke run")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="add, per recipe, the mean of the families' scores (fold by fold)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the metapredict rows")
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--json", default=None)
@@ -196,24 +198,37 @@ def main(argv=None) -> int:
         return cache[n]
 
     rows = []
+    valid_seqs = [r.sequence for r in valid_recs]
+    preds: dict[tuple, list[np.ndarray]] = {}  # (family, recipe, fold, "pdb" | "nox") -> scores
+    members: dict[str, list] = {}  # recipe -> [(family, thresholds)]
     for family in args.families:
         for recipe in args.recipes:
             models = fold_models(family, recipe, args, labelled, folds, soft)
             thresholds = [(m.meta.get("thresholds", {}).get("pdb", 0.5), m.meta.get("thresholds", {}).get("nox", 0.5))
                           for m in models]
-            valid_seqs = [r.sequence for r in valid_recs]
-            memo = {}
-
-            def predict_valid(k, models=models, memo=memo):
-                key = id(models[k])
-                if key not in memo:
-                    memo[key] = models[k].predict_proba(valid_seqs, track="pdb")
-                return memo[key]
-
-            row = score_row(valid_recs, nox_by_fold, predict_valid,
-                            lambda k, seqs, models=models: models[k].predict_proba(seqs, track="nox"), thresholds)
+            for k, m in enumerate(models):
+                shared = recipe == "distilled" and k > 0  # one distilled model serves every fold
+                preds[family, recipe, k, "pdb"] = (preds[family, recipe, 0, "pdb"] if shared
+                                                   else m.predict_proba(valid_seqs, track="pdb"))
+                preds[family, recipe, k, "nox"] = m.predict_proba([r.sequence for r in nox_by_fold[k]], track="nox")
+            row = score_row(valid_recs, nox_by_fold, lambda k, f=family, r=recipe: preds[f, r, k, "pdb"],
+                            lambda k, seqs, f=family, r=recipe: preds[f, r, k, "nox"], thresholds)
             rows.append({"predictor": f"{family} {recipe}", **row})
+            members.setdefault(recipe, []).append((family, thresholds))
             log(f"{family} {recipe}: pdb AUC {row['pdb_auc']:.4f} nox AUC {row['nox_auc']:.4f}")
+    if args.ensemble:
+        # the mean of the families' scores, fold by fold, at the mean of their thresholds
+        for recipe, fams in members.items():
+            if len(fams) < 2:
+                continue
+
+            def mean_of(k, track, fams=fams, recipe=recipe):
+                return [np.mean(arrs, axis=0) for arrs in zip(*[preds[f, recipe, k, track] for f, _ in fams])]
+
+            thresholds = [tuple(np.mean([t[k][i] for _, t in fams]) for i in (0, 1)) for k in range(args.folds)]
+            row = score_row(valid_recs, nox_by_fold, lambda k, m=mean_of: m(k, "pdb"),
+                            lambda k, seqs, m=mean_of: m(k, "nox"), thresholds)
+            rows.append({"predictor": f"mean {recipe}", **row})
     if not args.no_baselines:
         for teacher in ("metapredict-v3", "metapredict-v2"):
             vs = teacher_scores(teacher, [r.sequence for r in valid_recs])
