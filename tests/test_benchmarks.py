@@ -1,0 +1,59 @@
+"""The students benchmark end to end on tiny synthetic data, with a trained tiny model as the teacher."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_dir, tmp_path, monkeypatch, capsys):
+    from idrkit.sequences import labels_to_string
+
+    monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
+    pdb, nox, unl = tmp_path / "pdb.fasta", tmp_path / "nox.fasta", tmp_path / "unl.fasta"
+    pdb.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[:20]))
+    nox.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[20:36]))
+    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[:30]))
+    valid = tmp_path / "valid.fasta"
+    valid.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[36:]))
+    args = ["--families", "cnn", "transformer", "--folds", "2", "--work", str(tmp_path / "work"), "--ensemble",
+            "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid), "--unlabelled", str(unl),
+            "--teacher", str(cnn_dir), "--no-baselines", "--json", str(tmp_path / "rows.json"),
+            "--set", "epochs=1", "channels=8", "layers=2", "crop=128", "max_steps_per_epoch=1"]
+    students = _load("students")
+    # MMseqs2 clustering is tested elsewhere; one cluster per protein keeps this test fast and mmseqs-free
+    from idrkit import train
+
+    monkeypatch.setattr(students, "homology_folds", lambda recs, k, seed: train.homology_folds(
+        recs, k=k, seed=seed, use_mmseqs=False))
+    monkeypatch.setattr(students, "split_holdout", lambda recs, frac, seed: train.split_holdout(
+        recs, frac, seed, homology_split=False))
+    assert students.main(args) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    names = [r["predictor"] for r in rows]
+    assert names[:4] == ["cnn supervised", "cnn distilled", "cnn distil+ft", "cnn distil+joint"]
+    assert "mean distil+ft" in names and len(names) == 12
+    # every NOX protein is scored exactly once, by the model that did not train on it
+    assert all(r["nox_proteins"] == 16 for r in rows)
+    for r in rows:
+        assert 0 <= r["pdb_auc"] <= 1 and 0 <= r["nox_auc"] <= 1
+    work = tmp_path / "work"
+    assert (work / "cnn-distilled" / "model.json").exists() and (work / "cnn-distil+ft-fold1" / "model.json").exists()
+    # a second run reuses the trained models and prints the same figures
+    capsys.readouterr()
+    assert students.main(args) == 0
+    again = json.loads((tmp_path / "rows.json").read_text())
+    assert [round(r["nox_auc"], 6) for r in again] == [round(r["nox_auc"], 6) for r in rows]
+    assert "training" not in capsys.readouterr().err
