@@ -1,6 +1,6 @@
 """Supervised, distilled and distilled-then-fine-tuned students on both definitions of disorder, one table.
 
-For every neural family asked for, three recipes are trained and scored beside metapredict v3 and v2:
+For every neural family asked for, four recipes are trained and scored beside metapredict v3 and v2:
 
 - ``supervised``: the labelled files only (both tracks, ``pdb`` and ``nox`` heads);
 - ``distilled``: a teacher's scores on unlabelled proteins only (one ``teacher`` head serves both tracks,
@@ -115,38 +115,36 @@ def fold_models(family: str, recipe: str, args, labelled, folds, soft):
 
         model = get_or_train(folder, train)
         return [model] * args.folds
+    if recipe in ("distil+ft", "distil+joint"):
+        fold_models(family, "distilled", args, labelled, folds, soft)  # make sure the start point exists
+        params["init_from"] = str(work / f"{family}-distilled")
     models = []
     for k in range(args.folds):
         train_k = [r for r, f in zip(labelled, folds) if f != k]
         folder = work / f"{family}-{recipe}-fold{k}"
-        p = dict(params)
         extra = []
-        if recipe in ("distil+ft", "distil+joint"):
-            fold_models(family, "distilled", args, labelled, folds, soft)  # make sure the start point exists
-            p["init_from"] = str(work / f"{family}-distilled")
         if recipe == "distil+joint" and not (folder / "model.json").exists():
             extra = soft(spec.get("joint_unlabelled", 0))
-        models.append(get_or_train(folder, lambda: fit_labelled(family, p, train_k, args.seed, folder, extra)))
+        models.append(get_or_train(folder, lambda: fit_labelled(family, params, train_k, args.seed, folder, extra)))
     return models
 
 
-def score_row(valid_recs, nox_by_fold, predict_valid, predict_nox, thresholds) -> dict:
-    """pdb: mean and sd over folds on the validation file; nox: held-out folds pooled."""
+def score_row(valid_recs, nox_by_fold, valid_scores, nox_scores, thresholds) -> dict:
+    """pdb: mean and sd over folds on the validation file; nox: held-out folds pooled.
+
+    ``valid_scores[k]`` and ``nox_scores[k]`` are fold ``k``'s model's scores for the validation proteins
+    and for the NOX proteins of fold ``k``; ``thresholds[k]`` is its (pdb, nox) threshold pair.
+    """
     out = {}
-    per_fold = []
-    for k, (pdb_thr, _) in enumerate(thresholds):
-        scores = predict_valid(k)
-        per_fold.append(pooled_metrics([r.labels for r in valid_recs], scores, threshold=pdb_thr))
+    per_fold = [pooled_metrics([r.labels for r in valid_recs], sc, threshold=thr[0])
+                for sc, thr in zip(valid_scores, thresholds)]
     for m in METRICS:
         vals = np.array([f[m] for f in per_fold])
         out[f"pdb_{m}"] = float(vals.mean())
         out[f"pdb_{m}_sd"] = float(vals.std()) if len(vals) > 1 else 0.0
-    labels, scores, calls = [], [], []
-    for k, recs in enumerate(nox_by_fold):
-        sc = predict_nox(k, [r.sequence for r in recs])
-        labels += [r.labels for r in recs]
-        scores += sc
-        calls += [s >= thresholds[k][1] for s in sc]
+    labels = [r.labels for recs in nox_by_fold for r in recs]
+    scores = [s for fold in nox_scores for s in fold]
+    calls = [s >= thr[1] for fold, thr in zip(nox_scores, thresholds) for s in fold]
     nox = pooled_metrics(labels, scores, calls=calls)
     out.update({f"nox_{m}": float(nox[m]) for m in METRICS})
     out["nox_proteins"], out["nox_residues"] = nox["proteins"], nox["residues"]
@@ -199,6 +197,7 @@ def main(argv=None) -> int:
 
     rows = []
     valid_seqs = [r.sequence for r in valid_recs]
+    nox_seqs = [[r.sequence for r in recs] for recs in nox_by_fold]
     preds: dict[tuple, list[np.ndarray]] = {}  # (family, recipe, fold, "pdb" | "nox") -> scores
     members: dict[str, list] = {}  # recipe -> [(family, thresholds)]
     for family in args.families:
@@ -210,9 +209,9 @@ def main(argv=None) -> int:
                 shared = recipe == "distilled" and k > 0  # one distilled model serves every fold
                 preds[family, recipe, k, "pdb"] = (preds[family, recipe, 0, "pdb"] if shared
                                                    else m.predict_proba(valid_seqs, track="pdb"))
-                preds[family, recipe, k, "nox"] = m.predict_proba([r.sequence for r in nox_by_fold[k]], track="nox")
-            row = score_row(valid_recs, nox_by_fold, lambda k, f=family, r=recipe: preds[f, r, k, "pdb"],
-                            lambda k, seqs, f=family, r=recipe: preds[f, r, k, "nox"], thresholds)
+                preds[family, recipe, k, "nox"] = m.predict_proba(nox_seqs[k], track="nox")
+            row = score_row(valid_recs, nox_by_fold, [preds[family, recipe, k, "pdb"] for k in range(args.folds)],
+                            [preds[family, recipe, k, "nox"] for k in range(args.folds)], thresholds)
             rows.append({"predictor": f"{family} {recipe}", **row})
             members.setdefault(recipe, []).append((family, thresholds))
             log(f"{family} {recipe}: pdb AUC {row['pdb_auc']:.4f} nox AUC {row['nox_auc']:.4f}")
@@ -226,14 +225,14 @@ def main(argv=None) -> int:
                 return [np.mean(arrs, axis=0) for arrs in zip(*[preds[f, recipe, k, track] for f, _ in fams])]
 
             thresholds = [tuple(np.mean([t[k][i] for _, t in fams]) for i in (0, 1)) for k in range(args.folds)]
-            row = score_row(valid_recs, nox_by_fold, lambda k, m=mean_of: m(k, "pdb"),
-                            lambda k, seqs, m=mean_of: m(k, "nox"), thresholds)
+            row = score_row(valid_recs, nox_by_fold, [mean_of(k, "pdb") for k in range(args.folds)],
+                            [mean_of(k, "nox") for k in range(args.folds)], thresholds)
             rows.append({"predictor": f"mean {recipe}", **row})
     if not args.no_baselines:
         for teacher in ("metapredict-v3", "metapredict-v2"):
-            vs = teacher_scores(teacher, [r.sequence for r in valid_recs])
-            row = score_row(valid_recs, nox_by_fold, lambda k, vs=vs: vs,
-                            lambda k, seqs, t=teacher: teacher_scores(t, seqs), [(0.5, 0.5)] * args.folds)
+            vs = teacher_scores(teacher, valid_seqs)
+            row = score_row(valid_recs, nox_by_fold, [vs] * args.folds,
+                            [teacher_scores(teacher, seqs) for seqs in nox_seqs], [(0.5, 0.5)] * args.folds)
             rows.append({"predictor": teacher, **row})
     print_table(rows, args)
     if args.json:

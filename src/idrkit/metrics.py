@@ -153,6 +153,11 @@ def per_protein(labels: list[np.ndarray], scores: list[np.ndarray], threshold: f
     return rows
 
 
+def _resampled_proteins(rng: np.random.Generator, n: int) -> np.ndarray:
+    """How often each of ``n`` proteins is drawn in one bootstrap resample (as float weights)."""
+    return np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+
+
 def bootstrap(labels: list[np.ndarray], scores: list[np.ndarray], threshold: float = 0.5,
               n: int = 200, seed: int = 0, level: float = 0.95) -> dict:
     """Percentile confidence intervals of AUC, AP, F-max, F1 and MCC, resampling proteins."""
@@ -161,9 +166,7 @@ def bootstrap(labels: list[np.ndarray], scores: list[np.ndarray], threshold: flo
     call = pooled.scores >= threshold
     draws = {"auc": [], "ap": [], "fmax": [], "f1": [], "mcc": []}
     for _ in range(n):
-        counts = np.bincount(rng.integers(0, pooled.n_proteins, pooled.n_proteins),
-                             minlength=pooled.n_proteins).astype(np.float64)
-        w = counts[pooled.protein]
+        w = _resampled_proteins(rng, pooled.n_proteins)[pooled.protein]
         curve = _curve_metrics(*_counts(pooled, w))
         pos, neg = w * (pooled.y == 1), w * (pooled.y == 0)
         tp, fp = pos[call].sum(), neg[call].sum()
@@ -192,8 +195,7 @@ def paired_bootstrap(labels: list[np.ndarray], scores_a: list[np.ndarray], score
     observed = {k: _curve_metrics(*_counts(pa))[k] - _curve_metrics(*_counts(pb))[k] for k in ("auc", "ap")}
     diffs = {"auc": [], "ap": []}
     for _ in range(n):
-        counts = np.bincount(rng.integers(0, pa.n_proteins, pa.n_proteins),
-                             minlength=pa.n_proteins).astype(np.float64)
+        counts = _resampled_proteins(rng, pa.n_proteins)
         ca, cb = _curve_metrics(*_counts(pa, counts[pa.protein])), _curve_metrics(*_counts(pb, counts[pb.protein]))
         for k in diffs:
             diffs[k].append(ca[k] - cb[k])

@@ -2,8 +2,8 @@
 
 ``POST /predict`` takes JSON (``{"sequences": [{"id": ..., "sequence": ...}], "track": "pdb"}``; plain
 strings are accepted as sequences) or FASTA text (``text/plain``, with ``?track=pdb|nox``), and returns
-scores, 0/1 calls and regions per protein as JSON, or TSV / CSV with ``?format=tsv|csv``. Requests are limited in size, number of
-sequences and sequence length; bad input gets a 4xx answer with one clear message.
+scores, 0/1 calls and regions per protein as JSON, or TSV / CSV with ``?format=tsv|csv``. Requests are
+limited in size, number of sequences and sequence length; bad input gets a 4xx answer with one clear message.
 """
 
 
