@@ -43,7 +43,7 @@ from idrkit.metrics import pooled_metrics
 from idrkit.models import get_family, load_model
 from idrkit.sequences import read_records
 from idrkit.teachers import teacher_scores
-from idrkit.train import choose_thresholds, homology_folds, load_training, split_holdout, teacher_records
+from idrkit.train import fit_with_holdout, homology_folds, load_training, teacher_records
 
 RECIPES = ("supervised", "distilled", "distil+ft", "distil+joint")
 METRICS = ("auc", "ap", "fmax", "f1", "mcc")
@@ -76,10 +76,8 @@ def log(msg: str) -> None:
 def fit_labelled(family: str, params: dict, records, seed: int, folder: Path, soft=()):
     """Train on labelled records (10% held out by cluster for early stopping and thresholds) and any
     teacher-scored records, save."""
-    train, tune = split_holdout(records, 0.1, seed)
     t0 = time.time()
-    model = get_family(family)(**params).fit(list(soft) + train, valid=tune or None)
-    model.meta["thresholds"] = choose_thresholds(model, tune) if tune else {}
+    model, train, tune = fit_with_holdout(family, params, records, soft, holdout=0.1, seed=seed)
     model.meta["benchmark"] = {"trained_on": len(train), "tuned_on": len(tune), "seconds": time.time() - t0}
     model.save(folder)
     return model

@@ -38,7 +38,8 @@ def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_
 
     monkeypatch.setattr(students, "homology_folds", lambda recs, k, seed: train.homology_folds(
         recs, k=k, seed=seed, use_mmseqs=False))
-    monkeypatch.setattr(students, "split_holdout", lambda recs, frac, seed: train.split_holdout(
+    split = train.split_holdout
+    monkeypatch.setattr(train, "split_holdout", lambda recs, frac, seed=0, homology_split=True: split(
         recs, frac, seed, homology_split=False))
     assert students.main(args) == 0
     rows = json.loads((tmp_path / "rows.json").read_text())

@@ -166,17 +166,30 @@ def write_card(folder: Path, card: dict) -> None:
     (folder / "card.md").write_text("\n".join(lines) + "\n")
 
 
+def fit_with_holdout(family: str, params: dict | None, labelled: Sequence[Record], extra: Sequence[Record] = (),
+                     holdout: float = 0.1, seed: int = 0, homology_split: bool = True
+                     ) -> tuple[Estimator, list[Record], list[Record]]:
+    """Fit a family on labelled records (plus ``extra``, e.g. teacher-scored ones) with a held-out part.
+
+    The held-out part (by homology cluster) drives early stopping and sets the thresholds; returns the
+    model and the (train, held-out) split.
+    """
+    model = get_family(family)(**(params or {}))
+    train, tune = split_holdout(labelled, holdout, seed, homology_split)
+    model.fit(list(extra) + train, valid=tune or None)
+    if tune:
+        model.meta["thresholds"] = choose_thresholds(model, tune)
+    return model, train, tune
+
+
 def train_model(family: str, train_specs: Sequence[str], out: str | Path, valid: str | Path | None = None,
                 params: dict | None = None, holdout: float = 0.1, seed: int = 0,
                 homology_split: bool = True, extra_card: dict | None = None) -> tuple[Estimator, dict]:
     """Train a family on labelled files, pick thresholds on a held-out part, save model and card."""
     t0 = time.time()
     records, files = load_training(train_specs)
-    model = get_family(family)(**(params or {}))
-    train, tune = split_holdout(records, holdout, seed, homology_split)
-    model.fit(train, valid=tune or None)
-    if tune:
-        model.meta["thresholds"] = choose_thresholds(model, tune)
+    model, train, tune = fit_with_holdout(family, params, records, holdout=holdout, seed=seed,
+                                          homology_split=homology_split)
     return model, _finish(model, family, files, records, train, tune, holdout, homology_split, valid, out, t0,
                           extra_card)
 
@@ -215,11 +228,7 @@ def distil_model(teacher: str, unlabelled: Sequence[str], train_specs: Sequence[
     t0 = time.time()
     soft, soft_files = teacher_records(teacher, unlabelled, max_unlabelled, seed)
     labelled, files = load_training(train_specs) if train_specs else ([], [])
-    model = get_family(family)(**(params or {}))
-    train, tune = split_holdout(labelled, holdout, seed, homology_split)
-    model.fit(soft + train, valid=tune or None)
-    if tune:
-        model.meta["thresholds"] = choose_thresholds(model, tune)
+    model, train, tune = fit_with_holdout(family, params, labelled, soft, holdout, seed, homology_split)
     return model, _finish(model, family, files + soft_files, labelled + soft, train, tune, holdout,
                           homology_split, valid, out, t0, {"teacher": teacher})
 
