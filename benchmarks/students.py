@@ -19,6 +19,11 @@ called at its own model's threshold. The ``pdb`` columns are the validation file
 scored by every fold's model, as mean +- standard deviation over the folds. The distilled student sees no
 labels, so one model serves every fold. metapredict gets the same proteins (scores from the teacher cache).
 
+``--model DIR`` adds rows for models trained elsewhere, scored as they are (e.g. the shipped default, the
+full-scale version of a recipe): the ``pdb`` columns on the validation file (a model that shares sequences
+with it is refused), the ``nox`` columns only when none of the held-out NOX proteins is in its training
+data or in that of the model it was warm-started from (stored sequence hashes), and left blank otherwise.
+
 Trained models are kept under ``--work`` (``FAMILY-RECIPE-foldK``) and reused when present, so a run
 can be resumed or split over processes (``--families cnn`` in one, ``--families transformer`` in another);
 every figure is computed afresh from the models on each run.
@@ -43,7 +48,8 @@ from idrkit.metrics import pooled_metrics
 from idrkit.models import get_family, load_model
 from idrkit.sequences import read_records
 from idrkit.teachers import teacher_scores
-from idrkit.train import fit_with_holdout, homology_folds, load_training, teacher_records
+from idrkit.errors import InputError
+from idrkit.train import fit_with_holdout, homology_folds, load_training, shared_sequences, teacher_records
 
 RECIPES = ("supervised", "distilled", "distil+ft", "distil+joint")
 METRICS = ("auc", "ap", "fmax", "f1", "mcc")
@@ -127,11 +133,44 @@ def fold_models(family: str, recipe: str, args, labelled, folds, soft):
     return models
 
 
+def lineage(model) -> list:
+    """The model and every model of its warm-start chain whose folder still exists."""
+    out, start = [model], model.meta.get("started_from")
+    while start and (Path(start["path"]) / "model.json").exists():
+        out.append(load_model(start["path"]))
+        start = start.get("started_from")
+    return out
+
+
+def trained_model_row(folder: str, valid_recs, nox_by_fold, folds: int) -> dict:
+    """A row for a model trained elsewhere; nox columns are NaN when the NOX proteins were trained on."""
+    model = load_model(folder)
+    valid_seqs = [r.sequence for r in valid_recs]
+    chain = lineage(model)
+    for m in chain:
+        if "train_sequence_hash" not in m.arrays:
+            raise InputError(f"{folder}: a model in its lineage keeps no record of its training sequences "
+                             "(train it with idrkit train or idrkit distil)")
+    if any(shared_sequences(m, valid_seqs) for m in chain):
+        raise InputError(f"{folder}: this model was trained on sequences of the validation file")
+    thr = (model.meta.get("thresholds", {}).get("pdb", 0.5), model.meta.get("thresholds", {}).get("nox", 0.5))
+    vs = model.predict_proba(valid_seqs, track="pdb")
+    nox_seqs = [s for recs in nox_by_fold for s in (r.sequence for r in recs)]
+    leaked = len(set().union(*[shared_sequences(m, nox_seqs) for m in chain]))
+    if leaked or "nox" not in model.tracks:
+        why = f"{leaked} held-out NOX proteins are in its training data" if leaked else "it has no nox output"
+        log(f"{folder}: {why}; nox columns left blank")
+        return score_row(valid_recs, None, [vs] * folds, None, [thr] * folds)
+    nox_scores = [model.predict_proba([r.sequence for r in recs], track="nox") for recs in nox_by_fold]
+    return score_row(valid_recs, nox_by_fold, [vs] * folds, nox_scores, [thr] * folds)
+
+
 def score_row(valid_recs, nox_by_fold, valid_scores, nox_scores, thresholds) -> dict:
     """pdb: mean and sd over folds on the validation file; nox: held-out folds pooled.
 
     ``valid_scores[k]`` and ``nox_scores[k]`` are fold ``k``'s model's scores for the validation proteins
-    and for the NOX proteins of fold ``k``; ``thresholds[k]`` is its (pdb, nox) threshold pair.
+    and for the NOX proteins of fold ``k``; ``thresholds[k]`` is its (pdb, nox) threshold pair. Without
+    NOX scores (``None``) the nox columns are NaN.
     """
     out = {}
     per_fold = [pooled_metrics([r.labels for r in valid_recs], sc, threshold=thr[0])
@@ -140,6 +179,10 @@ def score_row(valid_recs, nox_by_fold, valid_scores, nox_scores, thresholds) -> 
         vals = np.array([f[m] for f in per_fold])
         out[f"pdb_{m}"] = float(vals.mean())
         out[f"pdb_{m}_sd"] = float(vals.std()) if len(vals) > 1 else 0.0
+    if nox_scores is None:
+        out.update({f"nox_{m}": float("nan") for m in METRICS})
+        out["nox_proteins"] = out["nox_residues"] = 0
+        return out
     labels = [r.labels for recs in nox_by_fold for r in recs]
     scores = [s for fold in nox_scores for s in fold]
     calls = [s >= thr[1] for fold, thr in zip(nox_scores, thresholds) for s in fold]
@@ -174,6 +217,8 @@ def main(argv=None) -> int:
                     help="override a parameter of every recipe, e.g. max_steps_per_epoch=2 for a smoke run")
     ap.add_argument("--ensemble", action="store_true",
                     help="add, per recipe, the mean of the families' scores (fold by fold)")
+    ap.add_argument("--model", nargs="+", default=[], metavar="DIR",
+                    help="models trained elsewhere (e.g. the shipped default), scored as they are")
     ap.add_argument("--no-baselines", action="store_true", help="skip the metapredict rows")
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--json", default=None)
@@ -226,6 +271,8 @@ def main(argv=None) -> int:
             row = score_row(valid_recs, nox_by_fold, [mean_of(k, "pdb") for k in range(args.folds)],
                             [mean_of(k, "nox") for k in range(args.folds)], thresholds)
             rows.append({"predictor": f"mean {recipe}", **row})
+    for folder in args.model:
+        rows.append({"predictor": folder, **trained_model_row(folder, valid_recs, nox_by_fold, args.folds)})
     if not args.no_baselines:
         for teacher in ("metapredict-v3", "metapredict-v2"):
             vs = teacher_scores(teacher, valid_seqs)
@@ -249,11 +296,14 @@ def print_table(rows, args) -> None:
           + " |", "|---" * (1 + 2 * len(METRICS)) + "|"]
     for r in rows:
         pdb = [f"{r[f'pdb_{m}']:.4f}±{r[f'pdb_{m}_sd']:.4f}" for m in METRICS]
-        nox = [f"{r[f'nox_{m}']:.4f}" for m in METRICS]
+        nox = [f"{r[f'nox_{m}']:.4f}" if np.isfinite(r[f"nox_{m}"]) else "-" for m in METRICS]
         print(f"{r['predictor']:<24}" + "".join(f"{v:>15}" for v in pdb) + "".join(f"{v:>9}" for v in nox))
         md.append(f"| {r['predictor']} | " + " | ".join(pdb) + " | " + " | ".join(nox) + " |")
-    if rows:
-        n = rows[0]
+    scored = [r for r in rows if r["nox_proteins"]]
+    if any(not r["nox_proteins"] for r in rows):
+        print("-: not scored (the model has no nox output, or was trained on the held-out NOX proteins)")
+    if scored:
+        n = scored[0]
         print(f"nox held-out set: {n['nox_proteins']} proteins, {n['nox_residues']} labelled residues")
     if args.markdown:
         Path(args.markdown).write_text("\n".join(md) + "\n")

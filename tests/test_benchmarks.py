@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -16,6 +17,22 @@ def _load(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _students_without_mmseqs(monkeypatch):
+    """The students module with folds and held-out splits of one cluster per protein.
+
+    MMseqs2 clustering is tested elsewhere; this keeps the benchmark tests fast and mmseqs-free.
+    """
+    from idrkit import train
+
+    students = _load("students")
+    monkeypatch.setattr(students, "homology_folds", lambda recs, k, seed: train.homology_folds(
+        recs, k=k, seed=seed, use_mmseqs=False))
+    split = train.split_holdout
+    monkeypatch.setattr(train, "split_holdout", lambda recs, frac, seed=0, homology_split=True: split(
+        recs, frac, seed, homology_split=False))
+    return students
 
 
 def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_dir, tmp_path, monkeypatch, capsys):
@@ -32,15 +49,7 @@ def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_
             "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid), "--unlabelled", str(unl),
             "--teacher", str(cnn_dir), "--no-baselines", "--json", str(tmp_path / "rows.json"),
             "--set", "epochs=1", "channels=8", "layers=2", "crop=128", "max_steps_per_epoch=1"]
-    students = _load("students")
-    # MMseqs2 clustering is tested elsewhere; one cluster per protein keeps this test fast and mmseqs-free
-    from idrkit import train
-
-    monkeypatch.setattr(students, "homology_folds", lambda recs, k, seed: train.homology_folds(
-        recs, k=k, seed=seed, use_mmseqs=False))
-    split = train.split_holdout
-    monkeypatch.setattr(train, "split_holdout", lambda recs, frac, seed=0, homology_split=True: split(
-        recs, frac, seed, homology_split=False))
+    students = _students_without_mmseqs(monkeypatch)
     assert students.main(args) == 0
     rows = json.loads((tmp_path / "rows.json").read_text())
     names = [r["predictor"] for r in rows]
@@ -58,3 +67,36 @@ def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_
     again = json.loads((tmp_path / "rows.json").read_text())
     assert [round(r["nox_auc"], 6) for r in again] == [round(r["nox_auc"], 6) for r in rows]
     assert "training" not in capsys.readouterr().err
+
+
+def test_students_table_scores_models_trained_elsewhere_without_leaks(tiny_records, tmp_path, monkeypatch):
+    """--model rows: nox columns only for a model that never saw the NOX proteins; no validation overlap."""
+    from idrkit.errors import InputError
+    from idrkit.sequences import labels_to_string
+    from idrkit.train import train_model
+
+    def write(path, recs):
+        path.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in recs))
+        return path
+
+    pdb, nox = write(tmp_path / "pdb.fasta", tiny_records[:20]), write(tmp_path / "nox.fasta", tiny_records[20:36])
+    valid = write(tmp_path / "valid.fasta", tiny_records[36:])
+    small = {"epochs": 1, "channels": 8, "layers": 2, "progress": False}
+    models = {}
+    for name, specs in {"clean": [f"pdb:{pdb}", f"nox:{pdb}"], "pdb-only": [f"pdb:{pdb}"], "with-nox": [f"pdb:{pdb}", f"nox:{nox}"],
+                        "with-valid": [f"pdb:{valid}"]}.items():
+        train_model("cnn", specs, tmp_path / name, params=small, holdout=0, homology_split=False)
+        models[name] = str(tmp_path / name)
+    students = _students_without_mmseqs(monkeypatch)
+    args = ["--folds", "2", "--recipes", "supervised", "--families", "cnn", "--work", str(tmp_path / "work"),
+            "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid), "--unlabelled", str(valid),
+            "--no-baselines", "--json", str(tmp_path / "rows.json"),
+            "--set", "epochs=1", "channels=8", "layers=2", "max_steps_per_epoch=1"]
+    assert students.main(args + ["--model", models["clean"], models["pdb-only"], models["with-nox"]]) == 0
+    rows = {r["predictor"]: r for r in json.loads((tmp_path / "rows.json").read_text())}
+    assert rows[models["clean"]]["nox_proteins"] == 16 and 0 <= rows[models["clean"]]["nox_auc"] <= 1
+    for name in ("pdb-only", "with-nox"):  # no nox output; trained on the held-out NOX proteins
+        assert rows[models[name]]["nox_proteins"] == 0 and np.isnan(rows[models[name]]["nox_auc"])
+        assert 0 <= rows[models[name]]["pdb_auc"] <= 1
+    with pytest.raises(InputError, match="validation file"):
+        students.main(args + ["--model", models["with-valid"]])

@@ -22,8 +22,12 @@ def test_family_fits_saves_loads(family, tiny_records, tmp_path):
     assert len(model.meta["history"]) >= 1
 
 
-def test_cnn_numpy_inference_equals_torch_and_batching(tiny_records):
-    model = get_family("cnn")(**{**SMALL, "epochs": 1}).fit(tiny_records[:10])
+@pytest.mark.parametrize("context", [False, True])
+def test_cnn_numpy_inference_equals_torch_and_batching(tiny_records, context):
+    model = get_family("cnn")(**{**SMALL, "epochs": 1, "layers": 3, "dilations": [1, 2], "context": context}
+                              ).fit(tiny_records[:10])
+    if context:  # the per-protein mean after layers 2 and 3 (the end of each cycle of dilations)
+        assert sum(k.startswith("w.ctxs.") and k.endswith(".weight") for k in model.arrays) == 2
     seqs = [r.sequence for r in tiny_records[:8]]
     batch = model.predict_proba(seqs)
     module = model.build(model.arrays["feature_mean"].size, len(model.heads))

@@ -42,6 +42,7 @@ class NeuralParams(Params):
     kernel: int = 5
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     dropout: float = 0.1
+    context: bool = False  # CNN: add the protein's mean hidden state after every cycle of dilations
     lr: float = 2e-3
     weight_decay: float = 1e-2
     epochs: int = 10
@@ -443,14 +444,25 @@ def _build_module(torch, arch: str, p: NeuralParams, n_features: int, n_heads: i
             self.drop = nn.Dropout(p.dropout)
             self.out_norm = nn.LayerNorm(c)
             self.out = nn.Linear(c, n_heads)
+            n_ctx = len(_context_layers(p))
+            self.ctx_norms = nn.ModuleList([nn.LayerNorm(c) for _ in range(n_ctx)])
+            self.ctxs = nn.ModuleList([nn.Linear(c, c) for _ in range(n_ctx)])
+            for lin in self.ctxs:  # start as the plain CNN (also when warm-started from one)
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
 
         def forward(self, x, mask):
             m = mask.unsqueeze(-1)
             h = self.inp(x) * m
-            for norm, conv in zip(self.norms, self.convs):
+            after = _context_layers(p)
+            for i, (norm, conv) in enumerate(zip(self.norms, self.convs)):
                 z = torch.relu(norm(h)) * m
                 z = conv(self.drop(z).transpose(1, 2)).transpose(1, 2)
                 h = h + z * m
+                if i in after:
+                    j = after.index(i)
+                    g = (self.ctx_norms[j](h) * m).sum(1) / m.sum(1).clamp_min(1.0)
+                    h = h + self.ctxs[j](g).unsqueeze(1) * m
             return self.out(torch.relu(self.out_norm(h)))
 
     class BiLSTM(nn.Module):
@@ -527,12 +539,25 @@ def _layer_norm(x, w, b, eps=1e-5):
     return centred * (1.0 / np.sqrt(var + eps)) * w + b
 
 
-def cnn_forward(arrays: dict[str, np.ndarray], params: NeuralParams, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _context_layers(p: NeuralParams) -> list[int]:
+    """The CNN layers after which the protein's mean hidden state is added (``context`` models)."""
+    if not p.context:
+        return []
+    cycle = len(p.dilations)
+    return sorted({min(i + cycle - 1, p.layers - 1) for i in range(0, p.layers, cycle)})
+
+
+def cnn_forward(arrays: dict[str, np.ndarray], params: NeuralParams, x: np.ndarray, mask: np.ndarray,
+                spans: list[tuple[int, int]] | None = None) -> np.ndarray:
     """Logits (N, heads) of the CNN for a packed input ``x`` (N, F); ``mask`` is 0 on separator rows.
 
     Many sequences are packed into one array with zero rows between them, at least as wide as the
-    largest dilated half-kernel, so that every layer runs as a few large matrix products.
+    largest dilated half-kernel, so that every layer runs as a few large matrix products. ``spans``
+    (start, end) of each sequence are needed by ``context`` models, which add a per-protein mean.
     """
+    after = _context_layers(params)
+    if after and spans is None:
+        raise ModelError("a context CNN needs the span of every packed sequence")
     m = mask[:, None]
     n = x.shape[0]
     h = (x @ arrays["w.inp.weight"].T + arrays["w.inp.bias"]) * m
@@ -553,6 +578,12 @@ def cnn_forward(arrays: dict[str, np.ndarray], params: NeuralParams, x: np.ndarr
         acc += arrays[f"w.convs.{i}.bias"]
         acc *= m
         h += acc
+        if i in after:
+            j = after.index(i)
+            z = _layer_norm(h, arrays[f"w.ctx_norms.{j}.weight"], arrays[f"w.ctx_norms.{j}.bias"])
+            w, b = arrays[f"w.ctxs.{j}.weight"], arrays[f"w.ctxs.{j}.bias"]
+            for s, e in spans:
+                h[s:e] += z[s:e].mean(axis=0) @ w.T + b
     z = np.maximum(_layer_norm(h, arrays["w.out_norm.weight"], arrays["w.out_norm.bias"]), 0)
     return z @ arrays["w.out.weight"].T + arrays["w.out.bias"]
 
@@ -593,7 +624,8 @@ class CNNTagger(NeuralTagger):
             mask[pos:pos + f.shape[0]] = 1
             offsets.append(pos)
             pos += f.shape[0] + gap
-        logits = cnn_forward(self._f32, p, x, mask)[:, idx]
+        spans = [(o, o + len(s)) for o, s in zip(offsets, seqs)]
+        logits = cnn_forward(self._f32, p, x, mask, spans)[:, idx]
         probs = 1 / (1 + np.exp(-logits))
         return [probs[o:o + len(s)] for o, s in zip(offsets, seqs)]
 
