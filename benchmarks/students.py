@@ -286,7 +286,8 @@ def main(argv=None) -> int:
 
 
 def print_table(rows, args) -> None:
-    head = f"{'predictor':<24}" + "".join(f"{'pdb ' + m:>15}" for m in METRICS) + "".join(
+    width = max([24] + [len(r["predictor"]) + 1 for r in rows])
+    head = f"{'predictor':<{width}}" + "".join(f"{'pdb ' + m:>15}" for m in METRICS) + "".join(
         f"{'nox ' + m:>9}" for m in METRICS)
     print(f"pdb: {Path(args.valid).name}, mean +- sd over the {args.folds} fold models; "
           f"nox: {args.folds} MMseqs2 folds (30% identity) of the NOX proteins, held-out predictions pooled")
@@ -297,7 +298,7 @@ def print_table(rows, args) -> None:
     for r in rows:
         pdb = [f"{r[f'pdb_{m}']:.4f}±{r[f'pdb_{m}_sd']:.4f}" for m in METRICS]
         nox = [f"{r[f'nox_{m}']:.4f}" if np.isfinite(r[f"nox_{m}"]) else "-" for m in METRICS]
-        print(f"{r['predictor']:<24}" + "".join(f"{v:>15}" for v in pdb) + "".join(f"{v:>9}" for v in nox))
+        print(f"{r['predictor']:<{width}}" + "".join(f"{v:>15}" for v in pdb) + "".join(f"{v:>9}" for v in nox))
         md.append(f"| {r['predictor']} | " + " | ".join(pdb) + " | " + " | ".join(nox) + " |")
     scored = [r for r in rows if r["nox_proteins"]]
     if any(not r["nox_proteins"] for r in rows):
