@@ -63,4 +63,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from idrkit.errors import run_main
+
+    sys.exit(run_main(main, "heldout_tracks.py"))

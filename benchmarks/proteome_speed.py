@@ -78,4 +78,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from idrkit.errors import run_main
+
+    sys.exit(run_main(main, "proteome_speed.py"))

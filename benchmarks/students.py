@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
+from idrkit.errors import InputError
 from idrkit.metrics import pooled_metrics
 from idrkit.models import get_family, load_model
 from idrkit.sequences import read_records
 from idrkit.teachers import teacher_scores
-from idrkit.errors import InputError
 from idrkit.train import fit_with_holdout, homology_folds, load_training, shared_sequences, teacher_records
 
 RECIPES = ("supervised", "distilled", "distil+ft", "distil+joint")
@@ -311,4 +311,6 @@ def print_table(rows, args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from idrkit.errors import run_main
+
+    sys.exit(run_main(main, "students.py"))

@@ -100,3 +100,19 @@ def test_students_table_scores_models_trained_elsewhere_without_leaks(tiny_recor
         assert 0 <= rows[models[name]]["pdb_auc"] <= 1
     with pytest.raises(InputError, match="validation file"):
         students.main(args + ["--model", models["with-valid"]])
+
+
+def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path):
+    """Run as scripts, the benchmarks turn idrkit's errors into one line and an exit code, no traceback."""
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.fasta"
+    for script, args in [("students", ["--train", f"pdb:{missing}", "--valid", str(missing), "--unlabelled",
+                                       str(missing), "--no-baselines"]),
+                         ("heldout_tracks", ["--model", str(tmp_path / "no-model"), "--train", f"pdb:{missing}"])]:
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0
+        assert "Traceback" not in proc.stderr
+        assert f"{script}.py: error:" in proc.stderr and "missing.fasta" in proc.stderr

@@ -42,3 +42,14 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"the optional dependency '{module}' ({exc})", f"pip install 'idrkit[{extra}]'"
         ) from None
+
+
+def run_main(main, name: str, argv=None) -> int:
+    """Run a script's ``main(argv)``; an :class:`IdrkitError` becomes one line on stderr and its exit code."""
+    import sys
+
+    try:
+        return main(argv)
+    except IdrkitError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
