@@ -133,6 +133,12 @@ def fold_models(family: str, recipe: str, args, labelled, folds, soft):
     return models
 
 
+def thresholds_of(model) -> tuple[float, float]:
+    """A model's (pdb, nox) thresholds, 0.5 where it has none (e.g. a distilled-only model)."""
+    thr = model.meta.get("thresholds", {})
+    return thr.get("pdb", 0.5), thr.get("nox", 0.5)
+
+
 def lineage(model) -> list:
     """The model and every model of its warm-start chain whose folder still exists."""
     out, start = [model], model.meta.get("started_from")
@@ -153,9 +159,9 @@ def trained_model_row(folder: str, valid_recs, nox_by_fold, folds: int) -> dict:
                              "(train it with idrkit train or idrkit distil)")
     if any(shared_sequences(m, valid_seqs) for m in chain):
         raise InputError(f"{folder}: this model was trained on sequences of the validation file")
-    thr = (model.meta.get("thresholds", {}).get("pdb", 0.5), model.meta.get("thresholds", {}).get("nox", 0.5))
+    thr = thresholds_of(model)
     vs = model.predict_proba(valid_seqs, track="pdb")
-    nox_seqs = [s for recs in nox_by_fold for s in (r.sequence for r in recs)]
+    nox_seqs = [r.sequence for recs in nox_by_fold for r in recs]
     leaked = len(set().union(*[shared_sequences(m, nox_seqs) for m in chain]))
     if leaked or "nox" not in model.tracks:
         why = f"{leaked} held-out NOX proteins are in its training data" if leaked else "it has no nox output"
@@ -246,8 +252,7 @@ def main(argv=None) -> int:
     for family in args.families:
         for recipe in args.recipes:
             models = fold_models(family, recipe, args, labelled, folds, soft)
-            thresholds = [(m.meta.get("thresholds", {}).get("pdb", 0.5), m.meta.get("thresholds", {}).get("nox", 0.5))
-                          for m in models]
+            thresholds = [thresholds_of(m) for m in models]
             for k, m in enumerate(models):
                 shared = recipe == "distilled" and k > 0  # one distilled model serves every fold
                 preds[family, recipe, k, "pdb"] = (preds[family, recipe, 0, "pdb"] if shared

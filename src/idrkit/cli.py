@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import IdrkitError, InputError
+from .errors import InputError, run_main
 from .regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH
 
 EPILOG = """examples:
@@ -393,10 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
-    except IdrkitError as exc:
-        print(f"idrkit {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return run_main(COMMANDS[args.command], f"idrkit {args.command}", args)
     except KeyboardInterrupt:
         print("idrkit: interrupted", file=sys.stderr)
         return 130

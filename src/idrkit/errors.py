@@ -44,12 +44,13 @@ def require(module: str, extra: str):
         ) from None
 
 
-def run_main(main, name: str, argv=None) -> int:
-    """Run a script's ``main(argv)``; an :class:`IdrkitError` becomes one line on stderr and its exit code."""
+def run_main(main, name: str, *args) -> int:
+    """Run ``main(*args)`` for the CLI or a script; an :class:`IdrkitError` becomes one line on stderr
+    (``NAME: error: ...``) and its exit code."""
     import sys
 
     try:
-        return main(argv)
+        return main(*args)
     except IdrkitError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return exc.exit_code

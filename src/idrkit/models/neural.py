@@ -447,6 +447,7 @@ def _build_module(torch, arch: str, p: NeuralParams, n_features: int, n_heads: i
             n_ctx = len(_context_layers(p))
             self.ctx_norms = nn.ModuleList([nn.LayerNorm(c) for _ in range(n_ctx)])
             self.ctxs = nn.ModuleList([nn.Linear(c, c) for _ in range(n_ctx)])
+            self.after = _context_layers(p)
             for lin in self.ctxs:  # start as the plain CNN (also when warm-started from one)
                 nn.init.zeros_(lin.weight)
                 nn.init.zeros_(lin.bias)
@@ -454,13 +455,12 @@ def _build_module(torch, arch: str, p: NeuralParams, n_features: int, n_heads: i
         def forward(self, x, mask):
             m = mask.unsqueeze(-1)
             h = self.inp(x) * m
-            after = _context_layers(p)
             for i, (norm, conv) in enumerate(zip(self.norms, self.convs)):
                 z = torch.relu(norm(h)) * m
                 z = conv(self.drop(z).transpose(1, 2)).transpose(1, 2)
                 h = h + z * m
-                if i in after:
-                    j = after.index(i)
+                if i in self.after:
+                    j = self.after.index(i)
                     g = (self.ctx_norms[j](h) * m).sum(1) / m.sum(1).clamp_min(1.0)
                     h = h + self.ctxs[j](g).unsqueeze(1) * m
             return self.out(torch.relu(self.out_norm(h)))
