@@ -29,15 +29,16 @@ t0 = time.perf_counter()
 kind, name, ref, out, threads = sys.argv[1:6]
 import numpy as np
 seqs = []
-from idrkit.sequences import read_records
+from idrkit.io import read_records
 recs = read_records(ref)
 seqs = [r.sequence for r in recs]
 t_read = time.perf_counter()
 if kind == "idrkit":
     import idrkit
-    from idrkit.predict import get_model, default_threshold
+    from idrkit.predict import get_model
+    from idrkit.models.base import resolve_threshold
     model = get_model(None if name == "default" else name)
-    threshold = default_threshold(model)
+    threshold = resolve_threshold(model)
     predict = lambda s: model.predict_proba(s)
 else:
     import metapredict as meta
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from idrkit.metrics import pooled_metrics
-    from idrkit.sequences import read_records
+    from idrkit.io import read_records
 
     recs = read_records(args.ref, require_labels=True)
     labels = [r.labels for r in recs]

@@ -19,6 +19,7 @@ import sys
 
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
+from idrkit.models.base import resolve_threshold
 from idrkit.teachers import teacher_scores
 from idrkit.train import load_training, split_holdout
 
@@ -34,14 +35,13 @@ def main(argv=None) -> int:
     records, _ = load_training(args.train)
     _, held = split_holdout(records, args.holdout, args.seed)
     model = load_model(args.model)
-    thresholds = model.meta.get("thresholds", {})
     rows = []
     for track in ("pdb", "nox"):
         recs = [r for r in held if r.track == track]
         if not recs:
             continue
         seqs, labels = [r.sequence for r in recs], [r.labels for r in recs]
-        preds = {f"idrkit {track} track": (model.predict_proba(seqs, track=track), thresholds.get(track, 0.5))}
+        preds = {f"idrkit {track} track": (model.predict_proba(seqs, track=track), resolve_threshold(model, track))}
         for t in ("metapredict-v3", "metapredict-v2"):
             preds[t] = (teacher_scores(t, seqs), 0.5)
         for name, (scores, thr) in preds.items():

@@ -47,7 +47,8 @@ import numpy as np
 from idrkit.errors import InputError
 from idrkit.metrics import pooled_metrics
 from idrkit.models import get_family, load_model
-from idrkit.sequences import read_records
+from idrkit.models.base import resolve_threshold
+from idrkit.io import read_records
 from idrkit.teachers import teacher_scores
 from idrkit.train import fit_with_holdout, homology_folds, load_training, shared_sequences, teacher_records
 
@@ -135,8 +136,7 @@ def fold_models(family: str, recipe: str, args, labelled, folds, soft):
 
 def thresholds_of(model) -> tuple[float, float]:
     """A model's (pdb, nox) thresholds, 0.5 where it has none (e.g. a distilled-only model)."""
-    thr = model.meta.get("thresholds", {})
-    return thr.get("pdb", 0.5), thr.get("nox", 0.5)
+    return resolve_threshold(model, "pdb"), resolve_threshold(model, "nox")
 
 
 def lineage(model) -> list:

@@ -1,55 +1,37 @@
-"""Shared fixtures: small synthetic labelled proteins and the path of the real data when present."""
+"""Shared fixtures: small synthetic labelled proteins, the committed tiny CNN, and the real data when present."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from idrkit.sequences import Record
+from idrkit.io.formats import labelled_fasta_text
+from idrkit.records import Record
+
+from .synthetic import synthetic_records
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-ORDER = "AVILMFWYCGTNDEQHKRS"  # weighted towards hydrophobic residues below
-DISORDER = "PESKQGSEPKSAE"
-
-
-def synthetic_protein(rng: np.random.Generator, name: str, length: int) -> Record:
-    """A protein of ordered (hydrophobic-rich) and disordered (P/E/S/K-rich) segments with labels."""
-    seq, lab = [], []
-    state = int(rng.integers(0, 2))
-    while len(seq) < length:
-        n = int(rng.integers(15, 60))
-        if state:
-            seq += list(rng.choice(list(DISORDER), n))
-        else:
-            seq += list(rng.choice(list(ORDER), n, p=_order_p()))
-        lab += [state] * n
-        state = 1 - state
-    labels = np.array(lab[:length], dtype=np.int8)
-    labels[: int(rng.integers(0, 5))] = -1  # a few unknown residues, as in the real files
-    return Record(name, "".join(seq[:length]), labels)
-
-
-def _order_p():
-    w = np.array([3 if a in "AVILMFWY" else 1 for a in ORDER], dtype=float)
-    return w / w.sum()
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def tiny_records() -> list[Record]:
-    rng = np.random.default_rng(7)
-    return [synthetic_protein(rng, f"prot{i}", int(rng.integers(40, 300))) for i in range(40)]
+    return synthetic_records()
+
+
+def write_labelled(path: Path, records) -> Path:
+    """Write records as a labelled three-line FASTA file."""
+    path.write_text(labelled_fasta_text(records))
+    return path
 
 
 @pytest.fixture(scope="session")
 def tiny_labelled_file(tmp_path_factory, tiny_records) -> Path:
-    from idrkit.sequences import labels_to_string
-
-    path = tmp_path_factory.mktemp("data") / "tiny.fasta"
-    path.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records))
-    return path
+    return write_labelled(tmp_path_factory.mktemp("data") / "tiny.fasta", tiny_records)
 
 
 def need_data(name: str) -> Path:
@@ -61,11 +43,14 @@ def need_data(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cnn_dir(tmp_path_factory, tiny_records) -> Path:
-    """A tiny trained CNN model folder (needs torch to train; predicts with numpy)."""
-    pytest.importorskip("torch")
-    from idrkit.models import get_family
-
+def cnn_dir(tmp_path_factory) -> Path:
+    """A copy of the committed tiny two-track CNN (numpy only: no torch needed to predict)."""
     out = tmp_path_factory.mktemp("cnn") / "m"
-    get_family("cnn")(channels=8, layers=2, epochs=1, progress=False).fit(tiny_records[:10]).save(out)
+    shutil.copytree(FIXTURES / "tiny_cnn", out)
     return out
+
+
+def run_idrkit(*args, cwd=None, input=None, timeout=120) -> subprocess.CompletedProcess:
+    """The real ``idrkit`` entry point in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "idrkit.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, input=input, timeout=timeout)

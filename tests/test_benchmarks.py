@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from .conftest import write_labelled  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,15 +38,12 @@ def _students_without_mmseqs(monkeypatch):
 
 
 def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_dir, tmp_path, monkeypatch, capsys):
-    from idrkit.sequences import labels_to_string
-
     monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
-    pdb, nox, unl = tmp_path / "pdb.fasta", tmp_path / "nox.fasta", tmp_path / "unl.fasta"
-    pdb.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[:20]))
-    nox.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[20:36]))
+    pdb = write_labelled(tmp_path / "pdb.fasta", tiny_records[:20])
+    nox = write_labelled(tmp_path / "nox.fasta", tiny_records[20:36])
+    unl = tmp_path / "unl.fasta"
     unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[:30]))
-    valid = tmp_path / "valid.fasta"
-    valid.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[36:]))
+    valid = write_labelled(tmp_path / "valid.fasta", tiny_records[36:])
     args = ["--families", "cnn", "transformer", "--folds", "2", "--work", str(tmp_path / "work"), "--ensemble",
             "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid), "--unlabelled", str(unl),
             "--teacher", str(cnn_dir), "--no-baselines", "--json", str(tmp_path / "rows.json"),
@@ -72,12 +71,9 @@ def test_students_table_trains_every_recipe_and_reuses_models(tiny_records, cnn_
 def test_students_table_scores_models_trained_elsewhere_without_leaks(tiny_records, tmp_path, monkeypatch):
     """--model rows: nox columns only for a model that never saw the NOX proteins; no validation overlap."""
     from idrkit.errors import InputError
-    from idrkit.sequences import labels_to_string
     from idrkit.train import train_model
 
-    def write(path, recs):
-        path.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in recs))
-        return path
+    write = write_labelled
 
     pdb, nox = write(tmp_path / "pdb.fasta", tiny_records[:20]), write(tmp_path / "nox.fasta", tiny_records[20:36])
     valid = write(tmp_path / "valid.fasta", tiny_records[36:])

@@ -124,7 +124,7 @@ def test_data_overlap_finds_planted_homolog(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("mmseqs") is None, reason="mmseqs2 is not installed")
 def test_homology_folds_keep_clusters_together(tiny_records):
-    from idrkit.sequences import Record
+    from idrkit.records import Record
     from idrkit.train import homology_folds
 
     recs = list(tiny_records[:12])

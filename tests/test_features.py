@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from idrkit.features import SCALES, FeatureSpec, entropy_windows, featurize, one_hot, scale_values, window_mean
-from idrkit.sequences import encode
+from idrkit.records import encode
 
 
 def test_one_hot_by_hand():

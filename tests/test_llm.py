@@ -5,6 +5,9 @@ import pytest
 
 from idrkit.cli import main
 from idrkit.models.llm import format_answer, parse_answer
+from idrkit.records import Record
+
+from .conftest import write_labelled
 
 
 def test_parse_answer_cases():
@@ -34,7 +37,7 @@ def test_export_instructions_chunks(tmp_path, tiny_labelled_file):
     first = rows[0]
     assert set(first) >= {"instruction", "input", "output"}
     assert len(json.loads(first["output"])) == len(first["input"])
-    from idrkit.sequences import read_records
+    from idrkit.io import read_records
 
     total = sum(len(r) for r in read_records(tiny_labelled_file))
     assert sum(len(r["input"]) for r in rows) == total
@@ -52,12 +55,8 @@ def qwen_dir(tmp_path_factory):
 
 @pytest.fixture
 def small_file(tmp_path, tiny_records):
-    from idrkit.sequences import labels_to_string
-
-    path = tmp_path / "small.fasta"
-    recs = tiny_records[:3]
-    path.write_text("".join(f">{r.id}\n{r.sequence[:40]}\n{labels_to_string(r.labels[:40])}\n" for r in recs))
-    return path
+    recs = [Record(r.id, r.sequence[:40], r.labels[:40]) for r in tiny_records[:3]]
+    return write_labelled(tmp_path / "small.fasta", recs)
 
 
 def test_llm_train_save_load_predict_via_cli(qwen_dir, small_file, tmp_path, capsys):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from idrkit.metrics import (average_precision, bootstrap, competition_f1, confusion, per_protein,
+from idrkit.metrics import (average_precision, bootstrap, competition_f1, confusion, match, per_protein,
                             pooled_metrics, roc_auc)
 
 
@@ -62,13 +62,33 @@ def test_unknown_residues_are_excluded():
 
 def test_per_protein_and_bootstrap(random_set):
     labels, scores = random_set
-    rows = per_protein(labels, scores)
+    calls = [s >= 0.5 for s in scores]
+    rows = per_protein(labels, scores, calls)
     assert len(rows) == 20 and all(0 <= r["auc"] <= 1 for r in rows if not np.isnan(r["auc"]))
     ci = bootstrap(labels, scores, n=50)
     m = pooled_metrics(labels, scores)
     for k in ("auc", "ap", "f1", "mcc"):
         lo, hi = ci[k]
         assert lo <= m[k] <= hi and hi - lo < 0.3
+    # calls given explicitly: the same intervals as thresholding at 0.5; other calls, other F1
+    assert bootstrap(labels, scores, n=50, calls=calls) == ci
+    flipped = [~c for c in calls]
+    assert bootstrap(labels, scores, n=50, calls=flipped)["f1"] != ci["f1"]
+    assert pooled_metrics(labels, scores, calls=flipped)["f1"] != m["f1"]
+
+
+def test_match_takes_scores_and_calls():
+    from idrkit.io.predictions import PredictedResidues
+    from idrkit.records import Record
+
+    refs = {"a": Record("a", "MKV", np.array([1, 0, 0])), "b": Record("b", "MK", np.array([0, 1]))}
+    with_calls = {"a": PredictedResidues(np.array([0.9, 0.1, 0.2]), np.array([1, 0, 0])),
+                  "b": PredictedResidues(np.array([0.3, 0.6]), np.array([0, 1]))}
+    ids, labels, scores, calls = match(refs, with_calls)
+    assert ids == ["a", "b"] and calls[1].tolist() == [0, 1]
+    with_calls["b"] = PredictedResidues(np.array([0.3, 0.6]))
+    assert match(refs, with_calls)[3] is None  # one protein without calls: scores must be thresholded
+    assert match(refs, {"a": np.zeros(3), "b": np.ones(2)})[3] is None
 
 
 def test_length_mismatch_names_record():

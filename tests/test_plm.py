@@ -6,9 +6,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from idrkit.cli import main  # noqa: E402
+from idrkit.cache import ArrayCache  # noqa: E402
+from idrkit.features.embeddings import backbone_fingerprint, window_spans  # noqa: E402
 from idrkit.models import get_family, load_model  # noqa: E402
-from idrkit.sequences import labels_to_string  # noqa: E402
 
+from .conftest import write_labelled  # noqa: E402
 from .tiny_models import tiny_esm  # noqa: E402
 
 
@@ -19,9 +21,7 @@ def esm_dir(tmp_path_factory):
 
 @pytest.fixture
 def small_file(tmp_path, tiny_records):
-    path = tmp_path / "small.fasta"
-    path.write_text("".join(f">{r.id}\n{r.sequence}\n{labels_to_string(r.labels)}\n" for r in tiny_records[:12]))
-    return path
+    return write_labelled(tmp_path / "small.fasta", tiny_records[:12])
 
 
 def test_alignment_with_rare_residues_and_long_sequences(esm_dir, tiny_records, tmp_path, monkeypatch):
@@ -34,9 +34,10 @@ def test_alignment_with_rare_residues_and_long_sequences(esm_dir, tiny_records, 
     assert [s.shape[0] for s in scores] == [160, 3, len(tiny_records[7].sequence)]
     assert all(np.isfinite(s).all() for s in scores)
     # J has no ESM token and goes to X; windows overlap and the merge is centre-weighted
-    ids = model._token_ids("JX")
-    assert ids[0] == ids[1] == model._tokenizer.get_vocab()["X"]
-    assert model._windows(160) == [(0, 62), (31, 93), (62, 124), (93, 155), (98, 160)]
+    emb = model._embedder
+    ids = emb.token_ids("JX")
+    assert ids[0] == ids[1] == emb.tokenizer.get_vocab()["X"]
+    assert window_spans(160, model.window) == [(0, 62), (31, 93), (62, 124), (93, 155), (98, 160)]
 
 
 def test_frozen_embeddings_are_cached(esm_dir, tiny_records, tmp_path, monkeypatch):
@@ -45,7 +46,7 @@ def test_frozen_embeddings_are_cached(esm_dir, tiny_records, tmp_path, monkeypat
     model.fit(tiny_records[:4])
     shards = list((tmp_path / "cache").rglob("*.npz"))
     assert shards, "frozen embeddings were not cached"
-    cache = model._cache()
+    cache = ArrayCache(f"plm-{esm_dir.name}-{backbone_fingerprint(model._embedder.backbone)}")
     assert cache.get(tiny_records[0].sequence).shape == (len(tiny_records[0].sequence), 32)
 
 
@@ -80,7 +81,7 @@ def test_lora_changes_only_adapters(esm_dir, tiny_records, tmp_path, monkeypatch
     model = get_family("plm")(backbone=str(esm_dir), mode="lora", epochs=1, progress=False, lr=1e-2)
     model.fit(tiny_records[:6])
     base = AutoModel.from_pretrained(str(esm_dir), add_pooling_layer=False).state_dict()
-    tuned = model._backbone.state_dict()
+    tuned = model._embedder.backbone.state_dict()
     lora_keys = [k for k in tuned if "lora_" in k]
     assert lora_keys
     for key, value in base.items():

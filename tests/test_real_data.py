@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from idrkit.sequences import read_records
+from idrkit.io import read_records
 from idrkit.train import load_training
 
 from .conftest import need_data

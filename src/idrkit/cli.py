@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, run_main
-from .regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH
+from .regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, CallOptions
 
 EPILOG = """examples:
   idrkit predict proteins.fasta -o disorder.tsv            # default model, per-residue table
@@ -21,13 +22,51 @@ EPILOG = """examples:
 """
 
 
+def unit_interval(text: str) -> float:
+    """A number from 0 to 1 (``nan`` and ``inf`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 0")
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number of at least 1."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port number, 1 to 65535."""
+    value = count(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return value
+
+
 def _add_region_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=unit_interval, default=None,
                    help="score at or above which a residue is called disordered (default: the model's own, "
                         "chosen on held-out training data, else 0.5)")
-    p.add_argument("--min-length", type=int, default=DEFAULT_MIN_LENGTH,
+    p.add_argument("--min-length", type=count, default=DEFAULT_MIN_LENGTH,
                    help=f"drop disordered regions shorter than this (default {DEFAULT_MIN_LENGTH}; 0 keeps all)")
-    p.add_argument("--max-gap", type=int, default=DEFAULT_MAX_GAP,
+    p.add_argument("--max-gap", type=count, default=DEFAULT_MAX_GAP,
                    help=f"fill ordered gaps of at most this many residues inside disorder (default {DEFAULT_MAX_GAP})")
 
 
@@ -49,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", choices=["pdb", "nox"], default="pdb",
                    help="definition of disorder for two-track models (default pdb)")
     _add_region_options(p)
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=positive, default=1, help="worker processes (default 1)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command (keeps what was already written)")
     p.add_argument("--progress", action="store_true", help="show a progress bar (sequences, residues/s, ETA)")
@@ -86,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write the model into")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a model parameter, e.g. --param pretrain_epochs=3 --param teacher_weight=0")
-    p.add_argument("--max-unlabelled", type=int, default=0, help="use at most this many unlabelled proteins")
+    p.add_argument("--max-unlabelled", type=count, default=0, help="use at most this many unlabelled proteins")
     p.add_argument("--holdout", type=float, default=0.1)
     p.add_argument("--no-homology-split", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -95,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Pooled CAID-style metrics of one or more prediction files.")
     p.add_argument("predictions", nargs="+", help="prediction file(s): tsv, caid (file or folder), csv, json")
     p.add_argument("--ref", required=True, help="labelled reference file")
-    p.add_argument("--threshold", type=float, default=0.5, help="threshold for the 0/1 metrics (default 0.5)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+    p.add_argument("--threshold", type=unit_interval, default=None,
+                   help="re-threshold the scores at this value for the 0/1 metrics (default: the file's own "
+                        "0/1 calls where it has them, else scores >= 0.5)")
+    p.add_argument("--bootstrap", type=count, default=0, metavar="N",
                    help="add 95%% confidence intervals from N bootstrap resamples of proteins")
     p.add_argument("--per-protein", default=None, metavar="TSV", help="write per-protein metrics here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -122,14 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve the page at / and the API at /predict (OpenAPI at /docs).")
     p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port, default=8000)
 
     p = sub.add_parser("export-instructions", help="write the seed's instruction JSONL from labelled data",
                        description="Instruction-tuning data: one JSON line per chunk of at most --chunk residues, "
                                    "with instruction, input (the sequence) and output (the labels).")
     p.add_argument("input", help="labelled file (FASTA, CSV or pickle)")
     p.add_argument("-o", "--output", required=True, help="JSONL file to write")
-    p.add_argument("--chunk", type=int, default=256, help="residues per example (default 256)")
+    p.add_argument("--chunk", type=positive, default=256, help="residues per example (default 256)")
     p.add_argument("--answer-format", choices=["list", "string"], default="list",
                    help="list: [1,0,...] as in the seed; string: 10...")
 
@@ -159,49 +200,26 @@ def _parse_params(items: list[str]) -> dict:
     return out
 
 
-def _output_format(path: str, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return {"csv": "csv", "json": "json", "fasta": "fasta", "fa": "fasta", "caid": "caid"}.get(suffix, "tsv")
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
 
 
 def cmd_predict(args) -> int:
+    from .io.formats import output_format
     from .predict import run_prediction
 
-    if args.jobs < 1:
-        raise InputError("--jobs must be at least 1")
-    fmt = _output_format(args.output or "", args.format)
-    meta = {"idrkit": __version__, "model": args.model or "default", "track": args.track}
-    if args.output in (None, "-"):
-        return _predict_to_stdout(args, fmt, meta)
-    stats = run_prediction(args.input, args.output, fmt, args.model, args.threshold, args.min_length,
-                           args.max_gap, args.track, jobs=args.jobs, resume=args.resume, progress=args.progress,
-                           engine=args.engine, scheduler=args.scheduler, meta=meta,
-                           on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    to_stdout = args.output in (None, "-")
+    fmt = output_format(None if to_stdout else args.output, args.format)
+    options = CallOptions(args.track, args.threshold, args.min_length, args.max_gap)
+    stats = run_prediction(args.input, None if to_stdout else args.output, fmt, args.model, options,
+                           jobs=args.jobs, resume=args.resume, progress=args.progress, engine=args.engine,
+                           scheduler=args.scheduler, on_warning=_warn)
+    if to_stdout:
+        return 0
     rate = stats["residues"] / max(stats["seconds"], 1e-9)
     skipped = f", {stats['skipped']} already written before --resume" if stats["skipped"] else ""
-    print(f"wrote {stats['written']} proteins to {args.output} ({fmt}; {stats['residues']} residues predicted "
+    print(f"wrote {stats['written']} proteins to {args.output} ({fmt.name}; {stats['residues']} residues predicted "
           f"in {stats['seconds']:.1f} s, {rate:,.0f} residues/s{skipped})", file=sys.stderr)
-    return 0
-
-
-def _predict_to_stdout(args, fmt: str, meta: dict) -> int:
-    from .predict import predict_records
-    from .sequences import header_text, iter_records, record_text
-
-    if fmt == "caid":
-        raise InputError("--format caid writes one file per protein: give a folder with -o")
-    sys.stdout.write(header_text(fmt, meta))
-    first = True
-    for p in predict_records(iter_records(args.input), args.model, args.threshold, args.min_length, args.max_gap,
-                             track=args.track, on_warning=lambda msg: print(f"warning: {msg}", file=sys.stderr)):
-        text = record_text(p, fmt)
-        sys.stdout.write(text if first or fmt != "json" else ",\n" + text)
-        first = False
-    if fmt == "json":
-        sys.stdout.write("\n]}\n")
-    sys.stdout.flush()
     return 0
 
 
@@ -235,44 +253,36 @@ METRIC_COLUMNS = ("auc", "ap", "fmax", "fmax_threshold", "mcc", "bacc", "f1", "p
 
 
 def cmd_evaluate(args) -> int:
+    from .io.files import write_text_atomic
+    from .io.formats import table_text
+    from .io.predictions import read_predictions
+    from .io.readers import read_records
     from .metrics import bootstrap, match, per_protein, pooled_metrics
-    from .sequences import read_predictions, read_records
 
     refs = {r.id: r for r in read_records(args.ref, require_labels=True)}
     if args.model:
-        from .predict import get_model
-        from .train import shared_sequences
-
-        shared = shared_sequences(get_model(None if args.model == "default" else args.model),
-                                  [r.sequence for r in refs.values()])
-        if shared:
-            names = [list(refs)[i] for i in shared[:5]]
-            msg = (f"{len(shared)} of {len(refs)} proteins of {args.ref} were in the model's training data "
-                   f"(e.g. {', '.join(names)})")
-            if args.strict:
-                raise InputError(msg)
-            print(f"warning: {msg}", file=sys.stderr)
-    rows = {}
-    per_rows = []
-    curves = {}
+        _check_leakage(args, refs)
+    rows, per_rows, curves, used = {}, [], {}, {}
     for path in args.predictions:
-        ids, labels, scores = match(refs, read_predictions(path))
+        ids, labels, scores, calls = match(refs, read_predictions(path))
+        if args.threshold is not None or calls is None:
+            threshold = 0.5 if args.threshold is None else args.threshold
+            calls = [s >= threshold for s in scores]
+            used[path] = f"scores >= {threshold}"
+        else:
+            used[path] = "the file's 0/1 calls"
         curves[Path(path).name] = (labels, scores)
-        m = pooled_metrics(labels, scores, threshold=args.threshold, ids=ids)
+        m = pooled_metrics(labels, scores, calls=calls, ids=ids)
+        m["calls"] = used[path]
         if args.bootstrap:
-            for k, (lo, hi) in bootstrap(labels, scores, args.threshold, n=args.bootstrap).items():
+            for k, (lo, hi) in bootstrap(labels, scores, calls=calls, n=args.bootstrap).items():
                 m[f"{k}_ci"] = [lo, hi]
         rows[path] = m
         if args.per_protein:
-            per_rows += [{"predictions": path, **r} for r in per_protein(labels, scores, args.threshold, ids)]
+            per_rows += [{"predictions": path, **r} for r in per_protein(labels, scores, calls, ids)]
     if args.per_protein:
-        from .sequences import atomic_path
-
         cols = ["predictions", "id", "residues", "disordered", "auc", "mcc", "f1", "precision", "recall"]
-        with atomic_path(args.per_protein) as tmp, open(tmp, "w") as fh:
-            fh.write("\t".join(cols) + "\n")
-            for r in per_rows:
-                fh.write("\t".join(_cell(r.get(c, "")) for c in cols) + "\n")
+        write_text_atomic(args.per_protein, table_text(cols, per_rows))
     if args.plot:
         from .plots import curves_figure, save_figure
 
@@ -280,7 +290,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"reference: {args.ref}; threshold for 0/1 metrics: {args.threshold}")
+    print(f"reference: {args.ref}; 0/1 metrics from " + "; ".join(f"{p}: {u}" for p, u in used.items()))
     print(format_table(rows, METRIC_COLUMNS))
     if args.bootstrap:
         for path, m in rows.items():
@@ -289,14 +299,25 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return "nan" if np.isnan(v) else f"{v:.4f}"
-    return str(v)
+def _check_leakage(args, refs) -> None:
+    """Warn (or, with --strict, stop) when the reference shares sequences with the model's training data."""
+    from .predict import get_model
+    from .train import shared_sequences
+
+    shared = shared_sequences(get_model(args.model), [r.sequence for r in refs.values()])
+    if shared:
+        names = [list(refs)[i] for i in shared[:5]]
+        msg = (f"{len(shared)} of {len(refs)} proteins of {args.ref} were in the model's training data "
+               f"(e.g. {', '.join(names)})")
+        if args.strict:
+            raise InputError(msg)
+        _warn(msg)
 
 
 def format_table(rows: dict[str, dict], columns) -> str:
     """A plain-text table, one row per named result."""
+    from .io.formats import cell_text as _cell
+
     width = max([len("predictions")] + [len(k) for k in rows])
     head = "predictions".ljust(width) + "".join(f" {c[:10]:>10}" for c in columns)
     lines = [head, "-" * len(head)]
@@ -306,26 +327,26 @@ def format_table(rows: dict[str, dict], columns) -> str:
 
 
 def cmd_plot(args) -> int:
+    from .io.formats import safe_filename
+    from .io.readers import iter_records
+    from .models.base import resolve_threshold
     from .plots import profile_figure, save_figure
-    from .predict import default_threshold, get_model, to_prediction
-    from .sequences import iter_records, safe_filename
+    from .predict import get_model, predict_records
 
-    model = get_model(args.model)
-    thr = default_threshold(model, args.track) if args.threshold is None else args.threshold
+    options = CallOptions(args.track, args.threshold, args.min_length, args.max_gap)
+    threshold = resolve_threshold(get_model(args.model), args.track, args.threshold)
     wanted = set(args.ids) if args.ids else None
+    records = {r.id: r for r in iter_records(args.input) if wanted is None or r.id in wanted}
+    if wanted is not None and len(records) < len(wanted):
+        raise InputError(f"{args.input}: {len(wanted) - len(records)} of the requested ids are not in the file")
     out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
     n = 0
-    for rec in iter_records(args.input):
-        if wanted is not None and rec.id not in wanted:
-            continue
-        scores = model.predict_proba([rec.sequence], track=args.track)[0]
-        pred = to_prediction(rec, scores, thr, args.min_length, args.max_gap)
-        fig = profile_figure(rec.id, scores, thr, pred.regions, rec.labels)
-        save_figure(fig, out / f"{safe_filename(rec.id)}.{args.format}")
+    for pred in predict_records(records.values(), args.model, options, on_warning=_warn):
+        fig = profile_figure(pred.id, pred.scores, threshold, pred.regions, records[pred.id].labels)
+        save_figure(fig, out / f"{safe_filename(pred.id)}.{args.format}")
         n += 1
-    if wanted is not None and n < len(wanted):
-        raise InputError(f"{args.input}: {len(wanted) - n} of the requested ids are not in the file")
     print(f"wrote {n} profile(s) to {out}", file=sys.stderr)
     return 0
 
@@ -338,20 +359,21 @@ def cmd_serve(args) -> int:
 
 
 def cmd_export_instructions(args) -> int:
-    from .models.llm import write_instructions
-    from .sequences import read_records
+    from .io.files import write_text_atomic
+    from .io.readers import read_records
+    from .models.llm import instructions_text
 
-    if args.chunk < 1:
-        raise InputError("--chunk must be at least 1")
-    n = write_instructions(read_records(args.input, require_labels=True), args.output, args.chunk,
-                           args.answer_format)
-    print(f"wrote {n} instruction examples to {args.output}", file=sys.stderr)
+    lines = list(instructions_text(read_records(args.input, require_labels=True), args.chunk, args.answer_format))
+    write_text_atomic(args.output, "".join(lines))
+    print(f"wrote {len(lines)} instruction examples to {args.output}", file=sys.stderr)
     return 0
 
 
 def cmd_data(args) -> int:
+    from .io.files import write_text_atomic
+    from .io.formats import table_text
+    from .io.readers import iter_records
     from .mmseqs import search
-    from .sequences import atomic_path, iter_records
 
     def load(paths):
         out = []
@@ -361,15 +383,15 @@ def cmd_data(args) -> int:
 
     train, evals = load(args.train), load(args.against)
     hits = search([t[2] for t in train], [e[2] for e in evals], args.min_seq_id, args.evalue)
-    lines = ["train_file\ttrain_id\teval_file\teval_id\tidentity\tevalue"]
-    for h in sorted(hits, key=lambda h: (h.query, -h.identity)):
-        t, e = train[h.query], evals[h.target]
-        lines.append(f"{t[0]}\t{t[1]}\t{e[0]}\t{e[1]}\t{h.identity:.3f}\t{h.evalue:.2g}")
+    cols = ["train_file", "train_id", "eval_file", "eval_id", "identity", "evalue"]
+    rows = [{"train_file": train[h.query][0], "train_id": train[h.query][1], "eval_file": evals[h.target][0],
+             "eval_id": evals[h.target][1], "identity": f"{h.identity:.3f}", "evalue": f"{h.evalue:.2g}"}
+            for h in sorted(hits, key=lambda h: (h.query, -h.identity))]
+    text = table_text(cols, rows)
     if args.output:
-        with atomic_path(args.output) as tmp:
-            Path(tmp).write_text("\n".join(lines) + "\n")
+        write_text_atomic(args.output, text)
     else:
-        print("\n".join(lines))
+        sys.stdout.write(text)
     print(f"training proteins with a hit (identity >= {args.min_seq_id}, e-value <= {args.evalue}):",
           file=sys.stderr)
     for path in args.train:
@@ -397,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("idrkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of standard output has gone (e.g. `| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,12 @@ class ModelError(IdrkitError):
     exit_code = 3
 
 
+class OutputError(IdrkitError):
+    """An output that cannot be written: a read-only place, a full disk, an output in use."""
+
+    exit_code = 5
+
+
 class MissingDependencyError(IdrkitError):
     """An optional extra or external program is not installed."""
 

@@ -24,22 +24,26 @@ class Pooled:
     protein: np.ndarray
     n_proteins: int
     last_of_tie: np.ndarray  # indices (in sorted order) where a run of equal scores ends
+    calls: np.ndarray | None = None  # 0/1 calls in the same order, when given
 
 
-def pool(labels: list[np.ndarray], scores: list[np.ndarray], ids: list[str] | None = None) -> Pooled:
+def pool(labels: list[np.ndarray], scores: list[np.ndarray], ids: list[str] | None = None,
+         calls: list[np.ndarray] | None = None) -> Pooled:
     """Pool proteins into one residue set, dropping unknown labels; checks lengths."""
-    if len(labels) != len(scores):
+    if len(labels) != len(scores) or (calls is not None and len(calls) != len(labels)):
         raise InputError(f"{len(labels)} label vectors but {len(scores)} score vectors")
-    ys, ss, ps = [], [], []
+    ys, ss, ps, cs = [], [], [], []
     for i, (lab, sc) in enumerate(zip(labels, scores)):
         lab, sc = np.asarray(lab), np.asarray(sc, dtype=np.float64)
-        if lab.shape != sc.shape:
+        if lab.shape != sc.shape or (calls is not None and np.shape(calls[i]) != lab.shape):
             name = ids[i] if ids else str(i)
             raise InputError(f"record '{name}': {sc.size} scores for {lab.size} labelled residues")
         keep = lab >= 0
         ys.append(lab[keep])
         ss.append(sc[keep])
         ps.append(np.full(int(keep.sum()), i, dtype=np.int32))
+        if calls is not None:
+            cs.append(np.asarray(calls[i]).astype(bool)[keep])
     y = np.concatenate(ys).astype(np.int8) if ys else np.zeros(0, np.int8)
     s = np.concatenate(ss) if ss else np.zeros(0)
     p = np.concatenate(ps) if ps else np.zeros(0, np.int32)
@@ -47,8 +51,9 @@ def pool(labels: list[np.ndarray], scores: list[np.ndarray], ids: list[str] | No
         raise InputError("scores contain NaN")
     order = np.argsort(-s, kind="mergesort")
     y, s, p = y[order], s[order], p[order]
+    c = (np.concatenate(cs) if cs else np.zeros(0, bool))[order] if calls is not None else None
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1] if s.size else np.zeros(0, np.int64)
-    return Pooled(y, s, p, len(labels), last)
+    return Pooled(y, s, p, len(labels), last, c)
 
 
 def _counts(pooled: Pooled, weights: np.ndarray | None = None):
@@ -72,6 +77,12 @@ def _curve_metrics(tp, fp, thresholds) -> dict:
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0)
     best = int(np.argmax(f1))
     return {"auc": auc, "ap": ap, "fmax": float(f1[best]), "fmax_threshold": float(thresholds[best])}
+
+
+def curve_counts(pooled: Pooled) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Cumulative true and false positives over decreasing thresholds, and the curve metrics (for plots)."""
+    tp, fp, thresholds = _counts(pooled)
+    return tp, fp, _curve_metrics(tp, fp, thresholds)
 
 
 def confusion(y: np.ndarray, calls: np.ndarray) -> dict:
@@ -137,18 +148,18 @@ def pooled_metrics(labels: list[np.ndarray], scores: list[np.ndarray], threshold
     return out
 
 
-def per_protein(labels: list[np.ndarray], scores: list[np.ndarray], threshold: float = 0.5,
+def per_protein(labels: list[np.ndarray], scores: list[np.ndarray], calls: list[np.ndarray],
                 ids: list[str] | None = None) -> list[dict]:
     """Metrics of each protein separately (AUC is NaN where a protein has only one class)."""
     rows = []
-    for i, (lab, sc) in enumerate(zip(labels, scores)):
-        lab, sc = np.asarray(lab), np.asarray(sc)
+    for i, (lab, sc, cl) in enumerate(zip(labels, scores, calls)):
+        lab, sc, cl = np.asarray(lab), np.asarray(sc), np.asarray(cl).astype(bool)
         keep = lab >= 0
         row = {"id": ids[i] if ids else str(i), "residues": int(keep.sum()),
                "disordered": int((lab == 1).sum())}
         if keep.any():
             row["auc"] = roc_auc(lab, sc)
-            row.update(confusion(lab[keep] == 1, sc[keep] >= threshold))
+            row.update(confusion(lab[keep] == 1, cl[keep]))
         rows.append(row)
     return rows
 
@@ -159,11 +170,14 @@ def _resampled_proteins(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def bootstrap(labels: list[np.ndarray], scores: list[np.ndarray], threshold: float = 0.5,
-              n: int = 200, seed: int = 0, level: float = 0.95) -> dict:
-    """Percentile confidence intervals of AUC, AP, F-max, F1 and MCC, resampling proteins."""
-    pooled = pool(labels, scores)
+              n: int = 200, seed: int = 0, level: float = 0.95, calls: list[np.ndarray] | None = None) -> dict:
+    """Percentile confidence intervals of AUC, AP, F-max, F1 and MCC, resampling proteins.
+
+    F1 and MCC are those of ``calls`` when given, else of ``scores >= threshold``.
+    """
+    pooled = pool(labels, scores, calls=calls)
     rng = np.random.default_rng(seed)
-    call = pooled.scores >= threshold
+    call = pooled.calls if pooled.calls is not None else pooled.scores >= threshold
     draws = {"auc": [], "ap": [], "fmax": [], "f1": [], "mcc": []}
     for _ in range(n):
         w = _resampled_proteins(rng, pooled.n_proteins)[pooled.protein]
@@ -205,20 +219,25 @@ def paired_bootstrap(labels: list[np.ndarray], scores_a: list[np.ndarray], score
             for k, v in diffs.items()}
 
 
-def match(refs: dict, preds: dict[str, np.ndarray], allow_missing: bool = False):
-    """Pair reference records with predicted scores by id; lists of ids, labels and scores."""
-    ids, labels, scores = [], [], []
+def match(refs: dict, preds: dict, allow_missing: bool = False):
+    """Pair reference records with predictions by id: lists of ids, labels, scores, and calls.
+
+    A prediction is an array of scores or an object with ``scores`` and ``calls`` (None when the file has
+    no calls); the calls list is None unless every matched protein has calls.
+    """
+    ids, labels, scores, calls = [], [], [], []
     for rid, rec in refs.items():
         if rid not in preds:
             if allow_missing:
                 continue
             raise InputError(f"record '{rid}': in the reference but not in the predictions")
-        sc = np.asarray(preds[rid], dtype=np.float64)
+        sc = np.asarray(getattr(preds[rid], "scores", preds[rid]), dtype=np.float64)
         if sc.size != rec.labels.size:
             raise InputError(f"record '{rid}': {sc.size} predicted scores for {rec.labels.size} residues")
         ids.append(rid)
         labels.append(rec.labels)
         scores.append(sc)
+        calls.append(getattr(preds[rid], "calls", None))
     if not ids:
         raise InputError("no protein of the reference has a prediction")
-    return ids, labels, scores
+    return ids, labels, scores, (None if any(c is None for c in calls) else calls)

@@ -48,7 +48,7 @@ def profile_figure(rid: str, scores: np.ndarray, threshold: float, regions: Sequ
 
 def save_figure(fig, path: str | Path) -> Path:
     """Save a figure as PNG or SVG (by the file extension), atomically."""
-    from .sequences import atomic_path
+    from .io.files import atomic_path
 
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
@@ -62,13 +62,12 @@ def save_figure(fig, path: str | Path) -> Path:
 
 def curves_figure(named: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]):
     """ROC and precision-recall curves of several predictions (name -> (labels, scores)) on one reference."""
-    from .metrics import _counts, _curve_metrics, pool
+    from .metrics import curve_counts, pool
 
     plt = _pyplot()
     fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.5))
     for name, (labels, scores) in named.items():
-        tp, fp, thr = _counts(pool(labels, scores))
-        m = _curve_metrics(tp, fp, thr)
+        tp, fp, m = curve_counts(pool(labels, scores))
         pos, neg = tp[-1], fp[-1]
         roc.plot(np.r_[0, fp / neg], np.r_[0, tp / pos], label=f"{name} (AUC {m['auc']:.3f})")
         pr.plot(tp / pos, tp / np.maximum(tp + fp, 1), label=f"{name} (AP {m['ap']:.3f})")

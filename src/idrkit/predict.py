@@ -1,23 +1,41 @@
-"""Batch and streaming prediction, with the shipped default model unless another is given."""
+"""Records in, predictions out: the shipped default model unless another is given.
+
+One flow serves the Python API, the command line (files and standard output), the HTTP API and Dask:
+records are grouped into blocks, a block is predicted (here, in worker processes or on Dask workers) into
+:class:`~idrkit.records.Prediction` values, and a writer formats them. How scores become calls is one
+frozen :class:`~idrkit.regions.CallOptions`; the threshold is resolved by
+:func:`~idrkit.models.base.resolve_threshold`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
+import signal
+import sys
+import threading
 import time
+from collections import deque
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-import numpy as np
-
-from .errors import ModelError
+from . import __version__
+from .errors import IdrkitError, InputError, ModelError
+from .io.files import PredictionWriter, StreamWriter, check_output
+from .io.formats import OutputFormat
+from .io.readers import count_fasta_records, iter_records
 from .models import Estimator, load_model
-from .regions import (DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, DEFAULT_THRESHOLD, call_regions,
-                      scores_to_calls)
-from .sequences import Prediction, Record, clean_sequence
+from .models._runtime import progress_bar
+from .models.base import resolve_threshold
+from .records import Prediction, Record, clean_sequence
+from .regions import CallOptions, make_prediction
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS / "default"
+BLOCK_RESIDUES = 100_000
+BLOCK_PROTEINS = 2_000  # bounds the per-protein overhead of blocks of many tiny proteins
 
 
 @lru_cache(maxsize=4)
@@ -26,18 +44,20 @@ def _load_cached(path: str) -> Estimator:
 
 
 def get_model(model: str | Path | Estimator | None = None) -> Estimator:
-    """An estimator from a folder path, an estimator itself, or None for the shipped default."""
+    """An estimator from a folder path, an estimator itself, or None (or ``default``) for the shipped default."""
     if isinstance(model, Estimator):
         return model
-    path = Path(model) if model is not None else DEFAULT_MODEL
-    if model is None and not (path / "model.json").is_file():
-        raise ModelError(f"the default model is missing from the installation ({path})")
-    return _load_cached(str(path.resolve()))
+    if model is None or str(model) == "default":
+        if not (DEFAULT_MODEL / "model.json").is_file():
+            raise ModelError(f"the default model is missing from the installation ({DEFAULT_MODEL})")
+        return _load_cached(str(DEFAULT_MODEL.resolve()))
+    return _load_cached(str(Path(model).resolve()))
 
 
-def default_threshold(model: Estimator, track: str = "pdb") -> float:
-    """The threshold stored with a model for a track (chosen on validation data), else 0.5."""
-    return float(model.meta.get("thresholds", {}).get(track, DEFAULT_THRESHOLD))
+def check_track(model: Estimator, track: str) -> None:
+    """Refuse a track the model does not have, naming the ones it has."""
+    if track not in model.tracks:
+        raise InputError(f"this model has no '{track}' track (it has {', '.join(model.tracks)})")
 
 
 def predict_disorder(sequence: str | Sequence[str], model=None, track: str = "pdb"):
@@ -50,161 +70,141 @@ def predict_disorder(sequence: str | Sequence[str], model=None, track: str = "pd
     return out[0] if single else out
 
 
-def batches(records: Iterable[Record], max_residues: int = 200_000) -> Iterator[list[Record]]:
-    """Group records into batches of about ``max_residues`` residues."""
-    batch, size = [], 0
+def blocks(records: Iterable[Record], max_residues: int = BLOCK_RESIDUES,
+           max_proteins: int = BLOCK_PROTEINS) -> Iterator[list[Record]]:
+    """Group records into blocks of about ``max_residues`` residues and at most ``max_proteins`` proteins."""
+    block, size = [], 0
     for rec in records:
-        batch.append(rec)
+        block.append(rec)
         size += len(rec)
-        if size >= max_residues:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+        if size >= max_residues or len(block) >= max_proteins:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
 
 
-def to_prediction(rec: Record, scores: np.ndarray, threshold: float, min_length: int,
-                  max_gap: int) -> Prediction:
-    """A :class:`Prediction` with calls and regions from a record and its scores."""
-    calls = scores_to_calls(scores, threshold, min_length, max_gap)
-    return Prediction(rec.id, rec.sequence, scores, calls, call_regions(calls))
+def predict_block(est: Estimator, records: Sequence[Record], options: CallOptions = CallOptions()
+                  ) -> tuple[list[Prediction], list[str]]:
+    """Predictions of one block, and the model's per-protein problems as lines naming the record."""
+    threshold = resolve_threshold(est, options.track, options.threshold)
+    scores = est.predict_proba([r.sequence for r in records], track=options.track)
+    warnings = [f"record '{records[item['index']].id}': {item['message']}" for item in est.report]
+    return [make_prediction(r.id, r.sequence, sc, options, threshold) for r, sc in zip(records, scores)], warnings
 
 
-def predict_records(records: Iterable[Record], model=None, threshold: float | None = None,
-                    min_length: int = DEFAULT_MIN_LENGTH, max_gap: int = DEFAULT_MAX_GAP,
-                    track: str = "pdb", max_residues: int = 200_000,
+def predict_records(records: Iterable[Record], model=None, options: CallOptions = CallOptions(),
                     on_warning: Callable[[str], None] | None = None) -> Iterator[Prediction]:
-    """Stream predictions for a stream of records, a batch at a time.
-
-    Models that report per-protein problems (e.g. an LLM answer of the wrong length) pass them to
-    ``on_warning`` as one line naming the record.
-    """
+    """Stream predictions for a stream of records, a block at a time, in this process."""
     est = get_model(model)
-    for batch in batches(records, max_residues):
-        preds, warnings = predict_batch(est, batch, track, threshold, min_length, max_gap)
+    check_track(est, options.track)
+    for block in blocks(records):
+        preds, warnings = predict_block(est, block, options)
         for msg in warnings:
             if on_warning:
                 on_warning(msg)
         yield from preds
 
 
-def predict_batch(est: Estimator, records: Sequence[Record], track: str = "pdb", threshold: float | None = None,
-                  min_length: int = DEFAULT_MIN_LENGTH, max_gap: int = DEFAULT_MAX_GAP
+def _worker_block(model_path: str | None, block: list[tuple[str, str]], options: CallOptions
                   ) -> tuple[list[Prediction], list[str]]:
-    """Predictions of one batch, and the model's per-protein problems as lines naming the record."""
-    thr = default_threshold(est, track) if threshold is None else threshold
-    scores = est.predict_proba([r.sequence for r in records], track=track)
-    warnings = [f"record '{records[item['index']].id}': {item['message']}" for item in getattr(est, "report", [])]
-    return [to_prediction(r, sc, thr, min_length, max_gap) for r, sc in zip(records, scores)], warnings
+    """Predict one block of (id, sequence) pairs: runs in worker processes and on Dask workers."""
+    return predict_block(get_model(model_path), [Record(rid, seq) for rid, seq in block], options)
 
 
-# ------------------------------------------------------------------------------------ proteome-scale runs
-
-def _predict_block(model_path: str | None, texts_fmt: str, block: list[tuple[str, str]], track: str,
-                   threshold: float | None, min_length: int, max_gap: int) -> tuple[list[tuple[str, str]], list[str]]:
-    """Predict one block of (id, sequence) and format it: runs in worker processes and on Dask workers."""
-    from .sequences import record_text
-
-    preds, warnings = predict_batch(get_model(model_path), [Record(rid, seq) for rid, seq in block], track,
-                                    threshold, min_length, max_gap)
-    return [(p.id, record_text(p, texts_fmt)) for p in preds], warnings
-
-
-def count_fasta_records(path: str | Path) -> int | None:
-    """Number of '>' headers in a FASTA file (a fast pre-scan for the progress bar), else None."""
-    from .sequences import detect_format
-
-    if detect_format(path) != "fasta":
-        return None
-    n = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            n += block.count(b"\n>")
-    with open(path, "rb") as fh:
-        n += fh.read(1) == b">"
-    return n
+def map_bounded(submit: Callable, items: Iterable, limit: int) -> Iterator[tuple]:
+    """``(item, result)`` of ``submit(item).result()`` in input order, with at most ``limit`` in flight."""
+    pending: deque = deque()
+    for item in items:
+        pending.append((item, submit(item)))
+        if len(pending) >= limit:
+            first, future = pending.popleft()
+            yield first, future.result()
+    while pending:
+        first, future = pending.popleft()
+        yield first, future.result()
 
 
-class _Progress:
-    """Sequences done, residues per second and ETA on stderr (tqdm when installed)."""
+class _Done:
+    """An already computed result, for the in-process path of :func:`map_bounded`."""
 
-    def __init__(self, total: int | None, enabled: bool):
-        self.bar = None
-        self.residues = 0
-        self.t0 = time.time()
-        if enabled:
-            try:
-                from tqdm import tqdm
+    def __init__(self, value):
+        self.value = value
 
-                self.bar = tqdm(total=total, unit="seq", desc="predict", mininterval=1, smoothing=0.1)
-            except ImportError:
-                self.bar = None
-
-    def update(self, n_seq: int, n_res: int) -> None:
-        self.residues += n_res
-        if self.bar is not None:
-            rate = self.residues / max(time.time() - self.t0, 1e-9)
-            self.bar.set_postfix_str(f"{rate:,.0f} residues/s", refresh=False)
-            self.bar.update(n_seq)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    def result(self):
+        return self.value
 
 
-def run_prediction(input_path: str | Path, output: str | Path, fmt: str, model: str | None = None,
-                   threshold: float | None = None, min_length: int = DEFAULT_MIN_LENGTH,
-                   max_gap: int = DEFAULT_MAX_GAP, track: str = "pdb", jobs: int = 1, resume: bool = False,
+def weights_digest(model: str | None) -> str:
+    """SHA-256 (first 16 hex digits) of a model's weights file, to tell models apart on resume."""
+    folder = DEFAULT_MODEL if model in (None, "default") else Path(model)
+    h = hashlib.sha256()
+    try:
+        with open(folder / "weights.npz", "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return ""
+    return h.hexdigest()[:16]
+
+
+def run_prediction(input_path: str | Path, output: str | Path | None, fmt: OutputFormat, model: str | None = None,
+                   options: CallOptions = CallOptions(), jobs: int = 1, resume: bool = False,
                    progress: bool = False, engine: str = "local", scheduler: str | None = None,
-                   block_residues: int = 100_000, on_warning: Callable[[str], None] | None = None,
-                   meta: dict | None = None) -> dict:
-    """Stream an input file through a model into an output file, with bounded memory.
+                   block_residues: int = BLOCK_RESIDUES, on_warning: Callable[[str], None] | None = None) -> dict:
+    """Stream an input file through a model into an output file (or standard output), with bounded memory.
 
     Records are read lazily and grouped into blocks of about ``block_residues``; at most ``2 * jobs``
     blocks are in flight, so memory stays flat however large the input. ``jobs`` > 1 uses worker
     processes; ``engine='dask'`` sends blocks to a Dask cluster at ``scheduler`` (or a local one).
-    The output appears only when complete; ``resume`` continues an interrupted run of the same command.
+    A file output appears only when complete; ``resume`` continues an interrupted run of the same command.
     """
-    from .sequences import PredictionWriter, iter_records
-
-    get_model(model)  # fail early on a bad model, in this process (and cache it for the local run)
-    model_path = None if model is None else str(Path(model).resolve())
-    writer = PredictionWriter(output, fmt, meta, resume=resume)
-    total = count_fasta_records(input_path) if progress else None
-    bar = _Progress(total, progress)
-    if writer.done:
-        bar.update(len(writer.done), 0)
+    if jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    est = get_model(model)  # fail early on a bad model, in this process (and cache it for the local run)
+    check_track(est, options.track)
+    model_path = None if model in (None, "default") else str(Path(model).resolve())
+    meta = {"idrkit": __version__, "model": model or "default", "track": options.track}
+    records = iter_records(input_path)
+    first = next(records)  # an unreadable or empty input stops here, before any output is touched
+    records = itertools.chain([first], records)
+    if output is None:
+        if resume:
+            raise InputError("--resume needs an output file (-o)")
+        writer: PredictionWriter | StreamWriter = StreamWriter(sys.stdout, fmt, meta)
+    else:
+        check_output(output, fmt, [input_path])
+        run_options = {"model": meta["model"], "weights": weights_digest(model), "format": fmt.name,
+                       **options.as_dict()}
+        writer = PredictionWriter(output, fmt, meta, resume=resume, options=run_options)
+    bar = progress_bar(count_fasta_records(input_path) if progress else None, "predict", progress, unit="seq",
+                       mininterval=1, smoothing=0.1)
+    bar.update(len(writer.done))
     stats = {"proteins": 0, "residues": 0, "skipped": len(writer.done)}
     t0 = time.time()
-
-    def blocks():
-        for batch in batches((r for r in iter_records(input_path) if r.id not in writer.done), block_residues):
-            yield [(r.id, r.sequence) for r in batch]
-
-    def consume(result, block):
-        texts, warnings = result
-        for w in warnings:
-            if on_warning:
-                on_warning(w)
-        writer.write_block(texts)
-        n_res = sum(len(s) for _, s in block)
-        stats["proteins"] += len(block)
-        stats["residues"] += n_res
-        bar.update(len(block), n_res)
-
-    args = (model_path, fmt)
-    rest = (track, threshold, min_length, max_gap)
+    todo = ([(r.id, r.sequence) for r in block]
+            for block in blocks((r for r in records if r.id not in writer.done), block_residues))
     try:
-        if engine == "dask":
-            _run_dask(blocks(), consume, args, rest, scheduler, jobs)
-        elif jobs > 1:
-            _run_pool(blocks(), consume, args, rest, jobs)
-        else:
-            for block in blocks():
-                consume(_predict_block(*args, block, *rest), block)
+        for block, (preds, warnings) in _map_blocks(todo, model_path, options, jobs, engine, scheduler):
+            for msg in warnings:
+                if on_warning:
+                    on_warning(msg)
+            writer.write_block(preds)
+            n_res = sum(len(s) for _, s in block)
+            stats["proteins"] += len(block)
+            stats["residues"] += n_res
+            bar.set_postfix_str(f"{stats['residues'] / max(time.time() - t0, 1e-9):,.0f} residues/s", refresh=False)
+            bar.update(len(block))
     except KeyboardInterrupt:
         writer.abort(keep=True)
         bar.close()
+        raise
+    except IdrkitError as exc:
+        writer.abort(keep=False)
+        bar.close()
+        if isinstance(writer, StreamWriter) and writer.count:
+            raise _with_note(exc, f"the {writer.count} proteins already written to standard output are "
+                                  "incomplete and cannot be taken back") from None
         raise
     except BaseException:
         writer.abort(keep=False)
@@ -216,39 +216,62 @@ def run_prediction(input_path: str | Path, output: str | Path, fmt: str, model: 
     return stats
 
 
-def _run_pool(blocks, consume, args, rest, jobs: int) -> None:
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    from collections import deque
-
-    ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_single_thread) as pool:
-        pending: deque = deque()
-        for block in blocks:
-            pending.append((pool.submit(_predict_block, *args, block, *rest), block))
-            if len(pending) >= 2 * jobs:
-                fut, blk = pending.popleft()
-                consume(fut.result(), blk)
-        while pending:
-            fut, blk = pending.popleft()
-            consume(fut.result(), blk)
+def _with_note(exc: IdrkitError, note: str) -> IdrkitError:
+    new = IdrkitError(f"{exc} ({note})")
+    new.exit_code = exc.exit_code
+    return new
 
 
-def _single_thread() -> None:
-    """Worker processes use one thread each (BLAS and idrkit's own), so that N jobs use N cores."""
+def _map_blocks(todo, model_path, options, jobs, engine, scheduler):
+    """(block, (predictions, warnings)) for each block, in order, here, on a process pool or on Dask."""
+    if engine == "dask":
+        yield from _map_dask(todo, model_path, options, jobs, scheduler)
+    elif jobs > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                    initargs=(os.getpid(),)) as pool:
+            yield from map_bounded(lambda b: pool.submit(_worker_block, model_path, b, options), todo, 2 * jobs)
+    else:
+        est = get_model(model_path)
+        yield from map_bounded(lambda b: _Done(predict_block(est, [Record(i, s) for i, s in b], options)), todo, 1)
+
+
+def _worker_init(parent: int) -> None:
+    """Worker processes use one thread each (BLAS and idrkit's own), so that N jobs use N cores, and end
+    when the parent process is gone (also when it was killed)."""
     os.environ["IDRKIT_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
     try:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
     except ImportError:
         pass
-    os.environ["OMP_NUM_THREADS"] = "1"
+    _exit_with_parent(parent)
 
 
-def _run_dask(blocks, consume, args, rest, scheduler: str | None, jobs: int) -> None:
-    from collections import deque
+def _exit_with_parent(parent: int) -> None:
+    try:  # Linux: the kernel sends SIGTERM when the parent dies
+        import ctypes
 
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch():  # elsewhere (and as a fallback): poll the parent
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _map_dask(todo, model_path, options, jobs, scheduler):
     from .errors import require
 
     distributed = require("distributed", "distributed")
@@ -260,16 +283,9 @@ def _run_dask(blocks, consume, args, rest, scheduler: str | None, jobs: int) -> 
                                            dashboard_address=None)
         client = distributed.Client(cluster)
     try:
-        pending: deque = deque()
         limit = 2 * max(1, len(client.scheduler_info().get("workers", {})) or jobs)
-        for block in blocks:
-            pending.append((client.submit(_predict_block, *args, block, *rest, pure=False), block))
-            if len(pending) >= limit:
-                fut, blk = pending.popleft()
-                consume(fut.result(), blk)
-        while pending:
-            fut, blk = pending.popleft()
-            consume(fut.result(), blk)
+        yield from map_bounded(lambda b: client.submit(_worker_block, model_path, b, options, pure=False),
+                               todo, limit)
     finally:
         client.close()
         if cluster is not None:

@@ -8,7 +8,13 @@ Both options can be set to 0 to keep the raw thresholded calls.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
+
+from .errors import InputError
+from .records import Prediction
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_LENGTH = 5
@@ -54,3 +60,34 @@ def scores_to_calls(scores: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
                     min_length: int = DEFAULT_MIN_LENGTH, max_gap: int = DEFAULT_MAX_GAP) -> np.ndarray:
     """Thresholded and smoothed 0/1 calls of one protein."""
     return smooth_calls(binary_calls(scores, threshold), min_length, max_gap)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How scores become calls: the track, the threshold (None: the model's own) and the smoothing."""
+
+    track: str = "pdb"
+    threshold: float | None = None
+    min_length: int = DEFAULT_MIN_LENGTH
+    max_gap: int = DEFAULT_MAX_GAP
+
+    def __post_init__(self):
+        if self.threshold is not None:
+            if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                    or not math.isfinite(self.threshold) or not 0 <= self.threshold <= 1:
+                raise InputError(f"threshold must be a number from 0 to 1, not {self.threshold!r}")
+        for name in ("min_length", "max_gap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(f"{name.replace('_', '-')} must be a whole number of at least 0, not {value!r}")
+
+    def as_dict(self) -> dict:
+        return {"track": self.track, "threshold": self.threshold, "min_length": self.min_length,
+                "max_gap": self.max_gap}
+
+
+def make_prediction(record_id: str, sequence: str, scores: np.ndarray, options: CallOptions,
+                    threshold: float) -> Prediction:
+    """A :class:`Prediction`: calls at ``threshold`` smoothed as ``options`` say, and their regions."""
+    calls = scores_to_calls(scores, threshold, options.min_length, options.max_gap)
+    return Prediction(record_id, sequence, scores, calls, call_regions(calls), options.track)

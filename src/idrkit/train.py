@@ -16,9 +16,10 @@ from . import __version__
 from .cache import sequence_hash64
 from .errors import InputError
 from .metrics import pooled_metrics
+from .io.readers import iter_records, read_records
 from .models import Estimator, get_family
-from .models.base import TRACKS
-from .sequences import Record, read_records
+from .models.base import TRACKS, resolve_threshold
+from .records import Record
 
 _DISPROT = re.compile(r"(DP\d{5})")
 
@@ -133,7 +134,7 @@ def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, 
 def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pdb",
                    threshold: float | None = None) -> dict:
     """Pooled metrics of a model on labelled records, at its stored threshold unless given."""
-    thr = threshold if threshold is not None else float(model.meta.get("thresholds", {}).get(track, 0.5))
+    thr = resolve_threshold(model, track, threshold)
     scores = model.predict_proba([r.sequence for r in records], track=track)
     return pooled_metrics([r.labels for r in records], scores, threshold=thr)
 
@@ -197,7 +198,6 @@ def train_model(family: str, train_specs: Sequence[str], out: str | Path, valid:
 def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: int = 0, seed: int = 0,
                     progress: bool = False) -> tuple[list[Record], list[dict]]:
     """Unlabelled sequences with a teacher's scores as soft labels (track ``teacher``), cached on disk."""
-    from .sequences import iter_records
     from .teachers import teacher_scores
 
     records, described, source = [], [], []

@@ -1,6 +1,8 @@
-"""Per-residue encoders: one-hot, physico-chemical scales, windows, word2vec and protein-LM embeddings."""
+"""Per-residue encoders: hand-made features (:mod:`.encoders`), Word2Vec residue vectors (:mod:`.word2vec`)
+and protein-LM embeddings with their cache (:mod:`.embeddings`)."""
 
 from .encoders import (
+    FEATURE_VERSION,
     SCALES,
     FeatureSpec,
     entropy_windows,
@@ -11,4 +13,5 @@ from .encoders import (
     window_means,
 )
 
-__all__ = ["SCALES", "FeatureSpec", "entropy_windows", "featurize", "one_hot", "scale_values", "window_mean", "window_means"]
+__all__ = ["FEATURE_VERSION", "SCALES", "FeatureSpec", "entropy_windows", "featurize", "one_hot", "scale_values",
+           "window_mean", "window_means"]

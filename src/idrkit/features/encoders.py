@@ -1,6 +1,6 @@
 """Hand-made per-residue features, all vectorised: no Python loop over residues.
 
-Scales (values per residue in the order of :data:`idrkit.sequences.STANDARD`; the unknown residue
+Scales (values per residue in the order of :data:`idrkit.records.STANDARD`; the unknown residue
 takes the mean of the 20):
 
 - ``hydropathy``: Kyte J, Doolittle RF (1982) J Mol Biol 157:105-132.
@@ -14,11 +14,16 @@ takes the mean of the 20):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..sequences import N_TOKENS, STANDARD, encode
+from ..errors import ModelError
+from ..records import N_TOKENS, STANDARD, encode
+
+FEATURE_VERSION = 1
+"""Version of the feature code; a model saved with another version is refused at load."""
 
 #                 A      C      D      E      F      G      H      I      K      L
 #                 M      N      P      Q      R      S      T      V      W      Y
@@ -51,6 +56,9 @@ def _table(values: list[float]) -> np.ndarray:
 
 SCALES: dict[str, np.ndarray] = {name: _table(v) for name, v in _RAW_SCALES.items()}
 """Raw scale values indexed by residue code (0-19 standard, 20 unknown)."""
+
+SCALES_DIGEST = hashlib.sha256(np.stack(list(SCALES.values())).tobytes()).hexdigest()[:16]
+"""Digest of the scale tables: a saved model names the tables it was trained with."""
 
 # z-scored copies so that features share one range
 _SCALE_MATRIX = np.stack([(t - t[:20].mean()) / t[:20].std() for t in SCALES.values()], axis=1)
@@ -114,6 +122,33 @@ class FeatureSpec:
     charge_windows: list[int] = field(default_factory=lambda: [15, 41])
     one_hot: bool = True
     position: bool = True
+
+    def to_dict(self) -> dict:
+        """The specification as saved in ``model.json`` (with the feature version and scale digest)."""
+        return {"version": FEATURE_VERSION, "scales": list(SCALES), "scales_digest": SCALES_DIGEST, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, doc, where: str = "model.json") -> "FeatureSpec":
+        """Rebuild a saved specification, refusing one this code cannot reproduce."""
+        if not isinstance(doc, dict):
+            raise ModelError(f"{where}: field 'features' must be an object")
+        if doc.get("version") != FEATURE_VERSION:
+            raise ModelError(f"{where}: features of version {doc.get('version')!r}; this idrkit computes version "
+                             f"{FEATURE_VERSION} and cannot reproduce them")
+        if doc.get("scales") != list(SCALES) or doc.get("scales_digest") != SCALES_DIGEST:
+            raise ModelError(f"{where}: the model was trained with other physico-chemical scales than this idrkit's")
+        spec = cls()
+        for name in asdict(spec):
+            if name not in doc:
+                raise ModelError(f"{where}: field 'features.{name}' is missing")
+            value, default = doc[name], getattr(spec, name)
+            ok = isinstance(value, bool) if isinstance(default, bool) else (
+                isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                for v in value))
+            if not ok:
+                raise ModelError(f"{where}: field 'features.{name}' has the wrong type or value ({value!r})")
+            setattr(spec, name, list(value) if isinstance(value, list) else value)
+        return spec
 
     def names(self) -> list[str]:
         """Column names, in the order :func:`featurize` writes them."""

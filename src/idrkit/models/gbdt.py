@@ -34,8 +34,10 @@ class GradientBoosting(Estimator):
 
     def __init__(self, params=None, **kwargs):
         super().__init__(params, **kwargs)
-        self.spec = FeatureSpec()
         self._booster = None
+
+    def default_spec(self) -> FeatureSpec:
+        return FeatureSpec()
 
     def _matrix(self, pairs, rng):
         xs, ys = [], []

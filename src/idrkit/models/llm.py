@@ -12,9 +12,7 @@ residues without an answer get NaN, never a made-up label.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,9 +20,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import ModelError, require
-from ..sequences import Record
-from .base import Estimator, Params
-from .neural import _device
+from ..pretrained import load_adapter, load_causal_lm
+from ..records import Record
+from ._runtime import select_device
+from .base import Estimator, Params, run_setting
+from .trainer import Stage, Trainer, step_batches
 
 INSTRUCTION = ("Predict the intrinsically disordered regions of this protein sequence. Answer with one label "
                "per residue, 1 for disordered and 0 for ordered.")
@@ -48,7 +48,7 @@ class LLMParams(Params):
     precision: str = "bf16"
     gradient_checkpointing: bool = False
     seed: int = 0
-    progress: bool = True
+    progress: bool = run_setting(True)
 
 
 def format_answer(labels: np.ndarray, fmt: str = "list") -> str:
@@ -118,24 +118,19 @@ class LLMTagger(Estimator):
         super().__init__(params, **kwargs)
         self._model = None
         self._tok = None
-        self._folder: Path | None = None
-        self.report: list[dict] = []  # per-protein problems of the last prediction
 
     def _messages(self, seq: str) -> list[dict]:
         return [{"role": "user", "content": f"{INSTRUCTION}\n{seq}"}]
 
     def _load_base(self):
-        transformers = require("transformers", "llm")
         torch = require("torch", "llm")
         p = self.params
-        self._device = _device(torch, p.device)
+        self._device = select_device(torch, p.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p.precision, torch.float32)
         if self._device.type == "cpu":
             dtype = torch.float32  # half precision matmuls are slow or missing on many CPUs
-        self._tok = transformers.AutoTokenizer.from_pretrained(p.base)
-        if self._tok.pad_token_id is None:
-            self._tok.pad_token = self._tok.eos_token
-        self._model = transformers.AutoModelForCausalLM.from_pretrained(p.base, dtype=dtype).to(self._device)
+        self._tok, model = load_causal_lm(p.base, dtype)
+        self._model = model.to(self._device)
         return self._model
 
     def _example_ids(self, seq: str, answer: str):
@@ -144,6 +139,16 @@ class LLMTagger(Estimator):
         p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         a_ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         return p_ids + a_ids, [-100] * len(p_ids) + a_ids
+
+    def _batch_loss(self, torch, batch):
+        longest = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), longest), self._tok.pad_token_id, dtype=torch.long)
+        lab = torch.full((len(batch), longest), -100, dtype=torch.long)
+        att = torch.zeros((len(batch), longest), dtype=torch.long)
+        for i, (a, b) in enumerate(batch):
+            ids[i, :len(a)], lab[i, :len(b)], att[i, :len(a)] = torch.tensor(a), torch.tensor(b), 1
+        return self._model(input_ids=ids.to(self._device), attention_mask=att.to(self._device),
+                           labels=lab.to(self._device)).loss
 
     def fit(self, records: Sequence[Record], valid=None) -> "LLMTagger":
         torch = require("torch", "llm")
@@ -163,33 +168,17 @@ class LLMTagger(Estimator):
                               lora_dropout=p.lora_dropout, target_modules=list(p.target_modules))
         self._model = peft.get_peft_model(self._model, cfg)
         opt = torch.optim.AdamW([w for w in self._model.parameters() if w.requires_grad], lr=p.lr)
-        history = []
-        self._model.train()
-        for epoch in range(1, p.epochs + 1):
-            t0 = time.time()
-            losses = []
+
+        def train_epoch(stage: Stage, desc: str) -> float:
             order = rng.permutation(len(examples))
-            for step, k in enumerate(range(0, len(order), p.batch_size)):
-                batch = [self._example_ids(examples[i]["input"], examples[i]["output"]) for i in order[k:k + p.batch_size]]
-                longest = max(len(ids) for ids, _ in batch)
-                ids = torch.full((len(batch), longest), self._tok.pad_token_id, dtype=torch.long)
-                lab = torch.full((len(batch), longest), -100, dtype=torch.long)
-                att = torch.zeros((len(batch), longest), dtype=torch.long)
-                for i, (a, b) in enumerate(batch):
-                    ids[i, :len(a)], lab[i, :len(b)], att[i, :len(a)] = torch.tensor(a), torch.tensor(b), 1
-                out = self._model(input_ids=ids.to(self._device), attention_mask=att.to(self._device),
-                                  labels=lab.to(self._device))
-                (out.loss / p.grad_accum).backward()
-                if (step + 1) % p.grad_accum == 0:
-                    opt.step()
-                    opt.zero_grad()
-                losses.append(float(out.loss.detach()))
-            opt.step()
-            opt.zero_grad()
-            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1)})
-            if p.progress:
-                print(f"[llm] epoch {epoch}: answer-token loss {np.mean(losses):.4f}", flush=True)
-        self.meta["history"] = history
+            batches = [[self._example_ids(examples[i]["input"], examples[i]["output"]) for i in order[k:k + p.batch_size]]
+                       for k in range(0, len(order), p.batch_size)]
+            self._model.train()
+            return step_batches(batches, lambda b: self._batch_loss(torch, b), opt, p.grad_accum)
+
+        # no held-out score: the answer-token loss is reported and every epoch is kept
+        self.meta["history"] = Trainer("llm", p.epochs, p.progress).run(
+            [Stage("train", p.epochs)], train_epoch, lambda stage: float("nan"))
         self.arrays = {"trained": np.array([1], dtype=np.int8)}
         self._model.eval()
         return self
@@ -255,22 +244,16 @@ class LLMTagger(Estimator):
         return folder
 
     def _restore(self):
-        peft = require("peft", "llm")
-        if self._folder is None or not (self._folder / "adapter").is_dir():
+        if self.folder is None or not (self.folder / "adapter").is_dir():
             raise ModelError("the LoRA adapter is missing from the model folder")
         self._load_base()
-        self._model = peft.PeftModel.from_pretrained(self._model, str(self._folder / "adapter")).to(self._device)
+        self._model = load_adapter(self._model, str(self.folder / "adapter")).to(self._device)
         self._model.eval()
 
 
-def write_instructions(records: Iterable[Record], path: str | Path, chunk: int = 256, fmt: str = "list") -> int:
-    """Write the instruction JSONL atomically; returns the number of examples."""
-    from ..sequences import atomic_path
+def instructions_text(records: Iterable[Record], chunk: int = 256, fmt: str = "list") -> Iterable[str]:
+    """The instruction JSONL, one line per example."""
+    import json
 
-    n = 0
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        for ex in instruction_examples(records, chunk, fmt):
-            fh.write(json.dumps(ex) + "\n")
-            n += 1
-    return n
-
+    for ex in instruction_examples(records, chunk, fmt):
+        yield json.dumps(ex) + "\n"

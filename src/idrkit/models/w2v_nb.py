@@ -1,6 +1,7 @@
 """The seed's method 1: Word2Vec residue vectors, a ±2 window mean, Gaussian naive Bayes.
 
-Training needs the ``[w2v]`` extra (gensim, scikit-learn); prediction needs numpy only.
+Training needs the ``[w2v]`` extra (gensim, scikit-learn); prediction needs numpy only. The residue
+vectors come from :mod:`idrkit.features.word2vec`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import require
-from ..features.encoders import window_mean
-from ..sequences import N_TOKENS, Record, encode
+from ..features.word2vec import train_residue_vectors, window_vectors
+from ..records import Record
 from .base import Estimator, Params, labelled_arrays
 
 
@@ -33,21 +34,13 @@ class Word2VecNB(Estimator):
     params_class = W2VParams
 
     def _features(self, seq: str) -> np.ndarray:
-        return window_mean(self.arrays["vectors"][encode(seq)], self.params.half_window)
+        return window_vectors(self.arrays["vectors"], seq, self.params.half_window)
 
     def fit(self, records: Sequence[Record], valid=None) -> "Word2VecNB":
-        gensim = require("gensim.models", "w2v")
         naive_bayes = require("sklearn.naive_bayes", "w2v")
         p = self.params
-        # encode rare letters the same way as at prediction time: one token per residue code
-        sentences = [[str(c) for c in encode(r.sequence)] for r in records]
-        w2v = gensim.Word2Vec(sentences=sentences, vector_size=p.vector_size, window=p.w2v_window,
-                              min_count=1, epochs=p.epochs, seed=p.seed, workers=1)
-        vectors = np.zeros((N_TOKENS, p.vector_size), dtype=np.float32)
-        for code in range(N_TOKENS):
-            if str(code) in w2v.wv:
-                vectors[code] = w2v.wv[str(code)]
-        self.arrays = {"vectors": vectors}
+        self.arrays = {"vectors": train_residue_vectors([r.sequence for r in records], p.vector_size,
+                                                        p.w2v_window, p.epochs, p.seed)}
         xs, ys = [], []
         for seq, lab in labelled_arrays(records):
             keep = lab >= 0

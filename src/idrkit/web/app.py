@@ -7,7 +7,7 @@ limited in size, number of sequences and sequence length; bad input gets a 4xx a
 """
 
 
-import tempfile
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,18 +31,22 @@ def create_app(model: str | None = None, limits: Limits | None = None):
     fastapi = require("fastapi", "web")
     pydantic = require("pydantic", "web")
     from fastapi import Query, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
     from .. import __version__
-    from ..predict import default_threshold, get_model, predict_batch
-    from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH
-    from ..sequences import Record, clean_sequence, iter_fasta, prediction_dict, record_text
+    from ..io.formats import OutputFormat, json_text
+    from ..io.readers import records_from_text
+    from ..models.base import resolve_threshold
+    from ..predict import get_model, predict_block
+    from ..records import MAX_ID_LENGTH, Record, check_id, clean_sequence
+    from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, CallOptions
 
     limits = limits or Limits()
     est = get_model(model)
 
     class SequenceIn(pydantic.BaseModel):
-        id: str = pydantic.Field(default="", max_length=200, description="protein id (default: seq1, seq2, ...)")
+        id: str = pydantic.Field(default="", max_length=MAX_ID_LENGTH,
+                                 description="protein id (default: seq1, seq2, ...)")
         sequence: str = pydantic.Field(description="amino-acid sequence (one-letter codes)")
 
     class PredictRequest(pydantic.BaseModel):
@@ -92,25 +96,17 @@ def create_app(model: str | None = None, limits: Limits | None = None):
                 seen.add(rid)
                 if len(seq) > limits.max_length:
                     raise BadRequest(413, f"record '{rid}': {len(seq)} residues; at most {limits.max_length}")
-                records.append(Record(rid, clean_sequence(seq, rid, "request")))
+                records.append(Record(check_id(rid, "request"), clean_sequence(seq, rid, "request")))
         else:
-            if not text.lstrip().startswith(">"):
+            if not text.lstrip("\ufeff").lstrip().startswith(">"):
                 text = ">seq1\n" + text  # a bare sequence
-            with tempfile.NamedTemporaryFile("w", suffix=".fasta", delete=False) as fh:
-                fh.write(text)
-            try:
-                records, seen = [], set()
-                for rec in iter_fasta(fh.name, source="request"):
-                    if rec.id in seen:
-                        raise BadRequest(422, f"record '{rec.id}': duplicate id")
-                    seen.add(rec.id)
-                    if len(records) >= limits.max_sequences:
-                        raise BadRequest(413, f"more than {limits.max_sequences} sequences per request")
-                    if len(rec) > limits.max_length:
-                        raise BadRequest(413, f"record '{rec.id}': {len(rec)} residues; at most {limits.max_length}")
-                    records.append(rec)
-            finally:
-                Path(fh.name).unlink()
+            records = []
+            for rec in records_from_text(text, "fasta", "request"):
+                if len(records) >= limits.max_sequences:
+                    raise BadRequest(413, f"more than {limits.max_sequences} sequences per request")
+                if len(rec) > limits.max_length:
+                    raise BadRequest(413, f"record '{rec.id}': {len(rec)} residues; at most {limits.max_length}")
+                records.append(rec)
         if not records:
             raise BadRequest(422, "no sequences in the request")
         return records, options
@@ -134,18 +130,17 @@ def create_app(model: str | None = None, limits: Limits | None = None):
             records, opts = parse(body, request.headers.get("content-type", ""))
         except IdrkitError as exc:
             raise BadRequest(422, str(exc)) from None
-        track = opts.get("track", track or "pdb")
-        if track not in est.tracks:
-            raise BadRequest(422, f"this model has no '{track}' track")
-        thr = opts.get("threshold")
-        thr = default_threshold(est, track) if thr is None else thr
-        preds, _ = predict_batch(est, records, track, thr, opts.get("min_length", DEFAULT_MIN_LENGTH),
-                                 opts.get("max_gap", DEFAULT_MAX_GAP))
+        options = CallOptions(opts.get("track", track or "pdb"), opts.get("threshold"),
+                              opts.get("min_length", DEFAULT_MIN_LENGTH), opts.get("max_gap", DEFAULT_MAX_GAP))
+        if options.track not in est.tracks:
+            raise BadRequest(422, f"this model has no '{options.track}' track")
+        preds, _ = predict_block(est, records, options)
         if format == "json":
-            return JSONResponse({"model": model or "default", "track": track, "threshold": thr,
-                                 "proteins": [prediction_dict(p) for p in preds]})
-        head = "id\tposition\tresidue\tscore\tcall\n" if format == "tsv" else "proteinID,sequence,IDRs\n"
-        return PlainTextResponse(head + "".join(record_text(p, format) for p in preds))
+            head = json.dumps({"model": model or "default", "track": options.track,
+                               "threshold": resolve_threshold(est, options.track, options.threshold)})
+            body = head[:-1] + ', "proteins": [' + ", ".join(json_text(p) for p in preds) + "]}"
+            return Response(body, media_type="application/json")
+        return PlainTextResponse(OutputFormat(format).text(preds, {}))
 
     schema = app.openapi()
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs)

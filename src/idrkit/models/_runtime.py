@@ -1,0 +1,49 @@
+"""Device, mixed-precision and progress-bar helpers shared by the torch families (neural, plm, llm)."""
+
+from __future__ import annotations
+
+from ..errors import ModelError
+
+
+def select_device(torch, name: str):
+    """``auto`` (a GPU when there is one), ``cpu`` or ``cuda[:N]``; asking for a missing GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device '{name}' was asked for but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def amp_dtype(torch, device, precision: str):
+    """bf16 (or fp16 when asked) autocast on a GPU; full precision on the CPU."""
+    if device.type != "cuda" or precision in ("fp32", "32"):
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class NullBar:
+    """A progress bar that shows nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int | None, desc: str, enabled: bool, unit: str = "batch", **kwargs):
+    """A tqdm bar on stderr when enabled and tqdm is installed, else a :class:`NullBar`."""
+    if not enabled:
+        return NullBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return NullBar()
+    return tqdm(total=total, desc=desc, unit=unit, **kwargs)
