@@ -71,11 +71,14 @@ def test_llm_train_save_load_predict_via_cli(qwen_dir, small_file, tmp_path, cap
     assert main(["predict", str(small_file), "-o", str(pred), "--model", str(out), "--min-length", "0",
                  "--max-gap", "0"]) == 0
     data = json.loads(pred.read_text())
+    answered = 0
     for prot in data["proteins"]:
         scores = np.array(prot["scores"], dtype=float)
         assert scores.size == len(prot["sequence"])
         # constrained generation writes only 0/1 labels; residues without an answer are NaN, never padded
         assert set(scores[~np.isnan(scores)].tolist()) <= {0.0, 1.0}
+        answered += int(np.isfinite(scores).sum())
+    assert answered > 0, "the tuned model answered no residue at all"
 
 
 def test_bad_llm_answer_is_reported_not_hidden(qwen_dir, small_file, tmp_path, capsys, monkeypatch):

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+torch = pytest.importorskip("torch")
+
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
@@ -37,7 +39,19 @@ def test_alignment_with_rare_residues_and_long_sequences(esm_dir, tiny_records, 
     emb = model._embedder
     ids = emb.token_ids("JX")
     assert ids[0] == ids[1] == emb.tokenizer.get_vocab()["X"]
-    assert window_spans(160, model.window) == [(0, 62), (31, 93), (62, 124), (93, 155), (98, 160)]
+    spans = window_spans(160, model.window)
+    assert spans == [(0, 62), (31, 93), (62, 124), (93, 155), (98, 160)]
+    # the merged embedding is the centre-weighted mean of the windows' own hidden states
+    merged = emb.embed([odd])[0].detach().numpy()
+    with torch.no_grad():
+        parts = [h.numpy() for h in emb._embed_batch([emb.token_ids(odd[a:b]) for a, b in spans])]
+    weight = np.minimum(np.arange(1, 63), np.arange(62, 0, -1)).astype(np.float64)[:, None]
+    acc, total = np.zeros_like(merged, dtype=np.float64), np.zeros((160, 1))
+    for (a, b), h in zip(spans, parts):
+        acc[a:b] += h * weight
+        total[a:b] += weight
+    np.testing.assert_allclose(merged, acc / total, atol=1e-5)
+    np.testing.assert_allclose(merged[:31], parts[0][:31], atol=1e-5)  # covered by the first window only
 
 
 def test_frozen_embeddings_are_cached(esm_dir, tiny_records, tmp_path, monkeypatch):

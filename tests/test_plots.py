@@ -1,7 +1,6 @@
 import pytest
 
 pytest.importorskip("matplotlib")
-pytest.importorskip("torch")
 
 from idrkit.cli import main  # noqa: E402
 

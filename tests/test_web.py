@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("torch")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from idrkit.web import Limits, create_app  # noqa: E402

@@ -1,8 +1,7 @@
 """idrkit: predict intrinsically disordered regions of proteins from their sequence."""
 
-__version__ = "0.1.0"
-
-from .errors import IdrkitError, InputError, MissingDependencyError, ModelError  # noqa: E402
+from ._version import __version__
+from .errors import IdrkitError, InputError, MissingDependencyError, ModelError
 
 
 def predict_disorder(sequence, model=None, track: str = "pdb"):

@@ -8,9 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError, run_main
 from .regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, CallOptions
 

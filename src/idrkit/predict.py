@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import IdrkitError, InputError, ModelError
 from .io.files import PredictionWriter, StreamWriter, check_output
 from .io.formats import OutputFormat

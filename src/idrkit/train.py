@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .cache import sequence_hash64
 from .errors import InputError
 from .metrics import pooled_metrics

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ModelError
 from ..features.encoders import FeatureSpec
 from ..records import Record

@@ -131,7 +131,7 @@ class NeuralTagger(Estimator):
         module = self._torch_module()
         out = []
         with torch.no_grad():
-            for seqs in _length_batches(sequences, self.params.batch_residues):
+            for seqs in _length_batches(sequences, self.params.batch_residues, self.window):
                 x, mask = _pad([self._inputs(s) for s in seqs])
                 logits = _windowed(module, torch, x, mask, self.window)
                 probs = 1 / (1 + np.exp(-logits[..., idx]))
@@ -330,12 +330,17 @@ def _length_order(sequences) -> list[int]:
     return sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
 
 
-def _length_batches(sequences, max_residues: int):
-    """Sequences sorted by length in batches of about ``max_residues`` padded residues."""
+def _length_batches(sequences, max_residues: int, window: int = 0):
+    """Sequences sorted by length in batches of about ``max_residues`` padded residues.
+
+    With ``window`` > 0, a sequence longer than the window is a batch of its own, so that its windows
+    (and those of the shorter sequences) do not depend on what else is in the batch.
+    """
     batch, longest = [], 0
     for i in _length_order(sequences):
         s = sequences[i]
-        if batch and max(longest, len(s)) * (len(batch) + 1) > max_residues:
+        alone = bool(window) and len(s) > window
+        if batch and (alone or max(longest, len(s)) * (len(batch) + 1) > max_residues):
             yield batch
             batch, longest = [], 0
         batch.append(s)

@@ -33,7 +33,7 @@ def create_app(model: str | None = None, limits: Limits | None = None):
     from fastapi import Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-    from .. import __version__
+    from .._version import __version__
     from ..io.formats import OutputFormat, json_text
     from ..io.readers import records_from_text
     from ..models.base import resolve_threshold
