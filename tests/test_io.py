@@ -277,3 +277,125 @@ def test_tsv_calls_are_read_back_and_bad_files_named(tmp_path):
     p = write(tmp_path, "q.tsv", "id\tposition\tresidue\tscore\na\t1\tM\tx\n")
     with pytest.raises(InputError, match="q.tsv: row 2: 'x' is not a number"):
         read_predictions(p)
+
+
+# ----------------------------------------------------------------------------------- property-based tests
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+VALID = {
+    "x.fasta": b">sp|P1|X desc\nMKVLLE\nACD*\n>P2\nmkv\n",
+    "l.fasta": b">DP1\nMKVLE\n11-00\n>DP2\nAC\n01\n",
+    "x.csv": b"proteinID,sequence,IDRs\nx,MKV,110\n\"y,1\",AC,00\n",
+    "x.pkl": pickle.dumps([{"id": "p0", "sequence": "MKV", "label": np.array([1, 0, 0])},
+                           {"id": "p1", "sequence": "ACDE", "label": [0, 0, 1, 1]}, {"id": "p2", "sequence": "WW"}]),
+    "p.tsv": b"# m=x\nid\tposition\tresidue\tscore\tcall\na\t1\tM\t0.7\t1\na\t2\tK\t0.2\t0\n",
+    "p.json": b'{"meta": {}, "proteins": [{"id": "a", "sequence": "MK", "scores": [0.5, 0.1], "calls": "10"}]}',
+    "p.caid": b">a\n1\tM\t0.5\t1\n2\tK\t0.25\t0\n",
+}
+
+
+def mutate(data: bytes, edits) -> bytes:
+    out = bytearray(data)
+    for kind, pos, value in edits:
+        if not out:
+            out.append(value)
+            continue
+        pos %= len(out)
+        if kind == 0:
+            out[pos] = value
+        elif kind == 1:
+            del out[pos]
+        else:
+            out.insert(pos, value)
+    return bytes(out)
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8)
+
+
+def read_any(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    if name.startswith("p."):
+        return read_predictions(path)
+    return read_records(path)
+
+
+@PROPERTY
+@given(name=st.sampled_from(sorted(VALID)), data=st.binary(max_size=400))
+def test_random_bytes_never_raise_anything_but_an_input_error(tmp_path_factory, name, data):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    try:
+        read_any(tmp, name, data)
+    except InputError as exc:
+        assert str(exc) and "\n" not in str(exc).strip()
+
+
+@PROPERTY
+@given(name=st.sampled_from(sorted(VALID)), edits=EDITS)
+def test_mutated_valid_files_never_raise_anything_but_an_input_error(tmp_path_factory, name, edits):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    try:
+        read_any(tmp, name, mutate(VALID[name], edits))
+    except InputError as exc:
+        assert str(exc)
+
+
+@PROPERTY
+@given(text=st.text(max_size=300), fmt=st.sampled_from(["fasta", "csv"]))
+def test_random_text_through_handles(text, fmt):
+    try:
+        list(records_from_text(text, fmt))
+    except InputError as exc:
+        assert str(exc)
+
+
+IDS = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters=">",
+                                     exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=12)
+PROTEIN = st.tuples(IDS, st.text(alphabet="ACDEFGHIKLMNPQRSTVWYXBZJUO", min_size=1, max_size=60)).flatmap(
+    lambda t: st.tuples(st.just(t[0]), st.just(t[1]),
+                        st.lists(st.floats(0, 1, width=32), min_size=len(t[1]), max_size=len(t[1])),
+                        st.lists(st.integers(0, 1), min_size=len(t[1]), max_size=len(t[1]))))
+
+
+@PROPERTY
+@given(proteins=st.lists(PROTEIN, min_size=1, max_size=6, unique_by=lambda p: p[0]),
+       fmt=st.sampled_from(["tsv", "json", "csv", "caid"]))
+def test_written_predictions_read_back_the_same(tmp_path_factory, proteins, fmt):
+    from idrkit.io.formats import safe_filename
+    from idrkit.regions import call_regions
+
+    if fmt == "caid" and len({safe_filename(p[0]) for p in proteins}) < len(proteins):
+        return  # two ids that share a file name are refused (tested elsewhere)
+    preds = [Prediction(rid, seq, np.array(sc, np.float32), np.array(ca, np.uint8), call_regions(np.array(ca)))
+             for rid, seq, sc, ca in proteins]
+    out = tmp_path_factory.mktemp("rt") / f"o.{fmt}"
+    write_all(preds, out, fmt, {"model": "m"})
+    back = read_predictions(out)
+    if fmt == "caid":
+        assert sorted(back) == sorted(p.id for p in preds)
+    else:
+        assert list(back) == [p.id for p in preds]
+    for p in preds:
+        got = back[p.id]
+        assert got.sequence == p.sequence
+        assert got.calls.tolist() == p.calls.tolist()
+        if fmt != "csv":
+            np.testing.assert_allclose(got.scores, p.scores, rtol=5e-4, atol=1e-12)
+
+
+@PROPERTY
+@given(records=st.lists(st.tuples(IDS, st.text(alphabet="ACDEFGHIKLMNPQRSTVWY", min_size=1, max_size=40)),
+                        min_size=1, max_size=5, unique_by=lambda r: r[0]))
+def test_labelled_fasta_round_trip(records):
+    from idrkit.records import Record
+
+    recs = [Record(rid, seq, np.resize(np.array([1, 0, -1], np.int8), len(seq))) for rid, seq in records]
+    back = list(records_from_text(labelled_fasta_text(recs)))
+    assert [(r.id, r.sequence, r.labels.tolist()) for r in back] == [(r.id, r.sequence, r.labels.tolist())
+                                                                     for r in recs]

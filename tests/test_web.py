@@ -151,3 +151,162 @@ def test_track_selects_the_definition_of_disorder():
     assert r.status_code == 200
     tsv = np.array([float(line.split("\t")[3]) for line in r.text.splitlines()[1:]])
     np.testing.assert_allclose(tsv, body["nox"], atol=1e-3)
+
+
+# ------------------------------------------------------------------ a real server (uvicorn) in a subprocess
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def server(cnn_dir):
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "idrkit.cli", "serve", "--model", str(cnn_dir), "--port",
+                             str(port), "--workers", "1", "--max-pending", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield url, proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _post(url, body: bytes, content_type="text/plain", timeout=60):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, headers={"content-type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def test_chunked_upload_over_the_limit_is_refused_while_reading(server):
+    import http.client
+    import json
+    import urllib.parse
+
+    url, proc = server
+    before = _rss_mb(proc.pid)
+    conn = http.client.HTTPConnection(urllib.parse.urlparse(url).netloc, timeout=30)
+    conn.putrequest("POST", "/predict")
+    conn.putheader("content-type", "text/plain")
+    conn.putheader("transfer-encoding", "chunked")
+    conn.endheaders()
+    chunk = b">x\n" + b"M" * (1 << 20)
+    sent = 0
+    try:
+        for _ in range(200):  # up to 200 MB, far beyond the 2 MB limit
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        conn.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server answered and closed the connection before we were done
+    resp = conn.getresponse()
+    assert resp.status == 413 and "larger than 2000000 bytes" in json.loads(resp.read())["detail"]
+    conn.close()
+    assert _rss_mb(proc.pid) - before < 60, "the server buffered the body"
+    status, _, body = _post(url + "/predict", b"MKV" * 1_000_000)  # declared too large: refused at once
+    assert status == 413
+
+
+def test_unsupported_content_type_and_bad_query_get_one_message(server):
+    import json
+
+    url, _ = server
+    status, _, body = _post(url + "/predict", b"a=1", "application/x-www-form-urlencoded")
+    assert status == 415
+    assert json.loads(body)["detail"] == ("content type 'application/x-www-form-urlencoded' is not accepted; "
+                                          "send one of application/json, text/plain, text/x-fasta")
+    status, _, body = _post(url + "/predict?format=xml", b"MKV")
+    assert status == 422 and json.loads(body)["detail"].startswith("invalid request: query.format:")
+
+
+def test_health_stays_quick_while_a_maximum_request_runs(server):
+    import json
+    import urllib.request
+
+    url, _ = server
+    rng = np.random.default_rng(0)
+    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    big = "".join(f">p{i}\n{''.join(rng.choice(aa, 40_000))}\n" for i in range(48)).encode()
+    assert len(big) < 2_000_000
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(answer=_post(url + "/predict?format=csv", big)))
+    worker.start()
+    latencies = []
+    while worker.is_alive():
+        t0 = time.perf_counter()
+        health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())
+        latencies.append(time.perf_counter() - t0)
+        time.sleep(0.05)
+    worker.join()
+    assert result["answer"][0] == 200 and result["answer"][2].count(b"\n") == 49
+    assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+    assert health["workers"] == 1
+
+
+def test_a_full_queue_answers_503_with_retry_after(server):
+    url, _ = server
+    rng = np.random.default_rng(1)
+    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    body = "".join(f">p{i}\n{''.join(rng.choice(aa, 40_000))}\n" for i in range(20)).encode()
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(_post(url + "/predict?format=csv", body)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    statuses = sorted(a[0] for a in answers)
+    assert 200 in statuses and 503 in statuses, statuses
+    busy = next(a for a in answers if a[0] == 503)
+    assert busy[1].get("retry-after") == "1" and b"busy" in busy[2]
+
+
+def test_random_and_mutated_bodies_never_give_a_server_error(client):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    valid = b'{"sequences": [{"id": "a", "sequence": "MKVLAAEEPK"}, "MKV"], "track": "nox", "threshold": 0.4}'
+
+    def mutate(data, edits):
+        out = bytearray(data)
+        for kind, pos, value in edits:
+            pos %= max(len(out), 1)
+            if kind == 0 and out:
+                out[pos] = value
+            elif kind == 1 and out:
+                del out[pos]
+            else:
+                out.insert(pos, value)
+        return bytes(out)
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(body=st.one_of(st.binary(max_size=200), st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 500), st.integers(0, 255)), min_size=1, max_size=6).map(
+        lambda edits: mutate(valid, edits))), kind=st.sampled_from(["application/json", "text/plain"]))
+    def check(body, kind):
+        r = client.post("/predict", content=body, headers={"content-type": kind})
+        assert r.status_code in (200, 400, 413, 422), (body, r.status_code, r.text[:200])
+        if r.status_code != 200:
+            assert r.json()["detail"]
+
+    check()

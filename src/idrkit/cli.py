@@ -69,12 +69,19 @@ def _add_region_options(p: argparse.ArgumentParser) -> None:
                    help=f"fill ordered gaps of at most this many residues inside disorder (default {DEFAULT_MAX_GAP})")
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``idrkit predict: error: ...``); --help shows usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="idrkit", description="Predict intrinsically disordered regions (IDRs) of proteins from sequence.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"idrkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("predict", help="predict disorder for a FASTA, CSV or pickle file",
                        description="Predict per-residue disorder scores, 0/1 calls and regions.")
@@ -163,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=port, default=8000)
+    p.add_argument("--workers", type=count, default=0,
+                   help="prediction worker processes (default 0: every core)")
+    p.add_argument("--max-pending", type=positive, default=256,
+                   help="requests predicted or waiting at once before answering 503 (default 256)")
 
     p = sub.add_parser("export-instructions", help="write the seed's instruction JSONL from labelled data",
                        description="Instruction-tuning data: one JSON line per chunk of at most --chunk residues, "
@@ -353,7 +364,9 @@ def cmd_plot(args) -> int:
 def cmd_serve(args) -> int:
     from .web.app import serve
 
-    serve(args.model, args.host, args.port)
+    from .web.app import Limits
+
+    serve(args.model, args.host, args.port, Limits(workers=args.workers, max_pending=args.max_pending))
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import signal
 import sys
 import threading
 import time
@@ -106,9 +105,10 @@ def predict_records(records: Iterable[Record], model=None, options: CallOptions 
         yield from preds
 
 
-def _worker_block(model_path: str | None, block: list[tuple[str, str]], options: CallOptions
+def predict_pairs(model_path: str | None, block: list[tuple[str, str]], options: CallOptions
                   ) -> tuple[list[Prediction], list[str]]:
-    """Predict one block of (id, sequence) pairs: runs in worker processes and on Dask workers."""
+    """Predict one block of (id, sequence) pairs by model folder (None: the default): what worker processes,
+    Dask workers and the web service's pool run."""
     return predict_block(get_model(model_path), [Record(rid, seq) for rid, seq in block], options)
 
 
@@ -231,15 +231,15 @@ def _map_blocks(todo, model_path, options, jobs, engine, scheduler):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
                                     initargs=(os.getpid(),)) as pool:
-            yield from map_bounded(lambda b: pool.submit(_worker_block, model_path, b, options), todo, 2 * jobs)
+            yield from map_bounded(lambda b: pool.submit(predict_pairs, model_path, b, options), todo, 2 * jobs)
     else:
         est = get_model(model_path)
         yield from map_bounded(lambda b: _Done(predict_block(est, [Record(i, s) for i, s in b], options)), todo, 1)
 
 
-def _worker_init(parent: int) -> None:
+def init_worker(parent: int) -> None:
     """Worker processes use one thread each (BLAS and idrkit's own), so that N jobs use N cores, and end
     when the parent process is gone (also when it was killed)."""
     os.environ["IDRKIT_THREADS"] = "1"
@@ -254,21 +254,16 @@ def _worker_init(parent: int) -> None:
 
 
 def _exit_with_parent(parent: int) -> None:
-    try:  # Linux: the kernel sends SIGTERM when the parent dies
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch():  # elsewhere (and as a fallback): poll the parent
+    # a thread polls the parent: once it is gone (also after kill -9) the worker is re-parented and exits.
+    # (Linux's PR_SET_PDEATHSIG would fire when the parent *thread* that started the worker ends, which in
+    # a server is any request thread.)
+    def watch():
         while True:
             if os.getppid() != parent:
                 os._exit(1)
-            time.sleep(1.0)
+            time.sleep(0.5)
 
-    threading.Thread(target=watch, daemon=True).start()
+    threading.Thread(target=watch, daemon=True, name="idrkit-parent-watch").start()
 
 
 def _map_dask(todo, model_path, options, jobs, scheduler):
@@ -284,7 +279,7 @@ def _map_dask(todo, model_path, options, jobs, scheduler):
         client = distributed.Client(cluster)
     try:
         limit = 2 * max(1, len(client.scheduler_info().get("workers", {})) or jobs)
-        yield from map_bounded(lambda b: client.submit(_worker_block, model_path, b, options, pure=False),
+        yield from map_bounded(lambda b: client.submit(predict_pairs, model_path, b, options, pure=False),
                                todo, limit)
     finally:
         client.close()

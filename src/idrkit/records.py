@@ -13,6 +13,7 @@ Labels are int8 arrays of 1 (disordered), 0 (ordered) and -1 (unknown); soft tea
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +75,8 @@ def check_id(record_id: str, source: str = "input") -> str:
         raise InputError(f"{source}: a record has an empty id")
     if len(record_id) > MAX_ID_LENGTH:
         raise InputError(f"{source}: record '{record_id[:40]}...': id longer than {MAX_ID_LENGTH} characters")
-    bad = next((c for c in record_id if ord(c) < 32 or ord(c) == 127), None)
+    # control characters, and line or paragraph separators, would break the line-based output formats
+    bad = next((c for c in record_id if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
     if bad is not None:
         raise InputError(f"{source}: record {record_id!r}: id holds the control character {bad!r}")
     return record_id

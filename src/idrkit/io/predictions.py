@@ -18,10 +18,11 @@ from .readers import iter_csv
 
 @dataclass
 class PredictedResidues:
-    """The scores of one protein from a prediction file, and its 0/1 calls when the file holds them."""
+    """The scores of one protein from a prediction file, its 0/1 calls and sequence when the file holds them."""
 
     scores: np.ndarray
     calls: np.ndarray | None = None
+    sequence: str | None = None
 
 
 def _number(text: str, where: str) -> float:
@@ -32,14 +33,15 @@ def _number(text: str, where: str) -> float:
 
 
 def _parse_caid_text(text: str, source: str, out: dict[str, PredictedResidues]) -> None:
-    rid, scores, calls = None, [], []
+    rid, scores, calls, residues = None, [], [], []
 
     def flush():
         if rid is not None:
             out[rid] = PredictedResidues(np.array(scores, dtype=np.float64),
-                                         np.array(calls, dtype=np.uint8) if len(calls) == len(scores) else None)
+                                         np.array(calls, dtype=np.uint8) if len(calls) == len(scores) else None,
+                                         "".join(residues))
 
-    for line_no, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
+    for line_no, line in enumerate(text.lstrip("\ufeff").split("\n"), 1):
         line = line.strip()
         if not line:
             continue
@@ -48,12 +50,13 @@ def _parse_caid_text(text: str, source: str, out: dict[str, PredictedResidues]) 
             words = line[1:].split()
             if not words:
                 raise InputError(f"{source}: line {line_no}: header without an id")
-            rid, scores, calls = words[0], [], []
+            rid, scores, calls, residues = words[0], [], [], []
             continue
         parts = line.split("\t") if "\t" in line else line.split()
         if rid is None or len(parts) < 3:
             raise InputError(f"{source}: line {line_no}: expected 'position residue score [call]'")
         where = f"{source}: line {line_no}"
+        residues.append(parts[1])
         if parts[2] not in ("", "nan"):
             scores.append(_number(parts[2], where))
         elif len(parts) > 3:
@@ -66,23 +69,26 @@ def _parse_caid_text(text: str, source: str, out: dict[str, PredictedResidues]) 
 
 
 def _read_tsv(path: Path, text: str) -> dict[str, PredictedResidues]:
-    lines = [ln for ln in text.lstrip("\ufeff").splitlines() if ln and not ln.startswith("#")]
+    lines = [ln.rstrip("\r") for ln in text.lstrip("\ufeff").split("\n")]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines or lines[0].split("\t")[:4] != ["id", "position", "residue", "score"]:
         raise InputError(f"{path}: not a prediction file (tsv, caid, csv or json)")
     has_calls = lines[0].split("\t")[4:5] == ["call"]
     scores: dict[str, list[float]] = {}
     calls: dict[str, list[int]] = {}
+    residues: dict[str, list[str]] = {}
     for line_no, line in enumerate(lines[1:], 2):
         parts = line.split("\t")
         if len(parts) < 4:
             raise InputError(f"{path}: row {line_no}: expected id, position, residue, score")
         scores.setdefault(parts[0], []).append(_number(parts[3], f"{path}: row {line_no}"))
+        residues.setdefault(parts[0], []).append(parts[2])
         if has_calls:
             if len(parts) < 5 or parts[4] not in ("0", "1"):
                 raise InputError(f"{path}: row {line_no}: the call is not 0 or 1")
             calls.setdefault(parts[0], []).append(int(parts[4]))
-    return {k: PredictedResidues(np.array(v), np.array(calls[k], dtype=np.uint8) if has_calls else None)
-            for k, v in scores.items()}
+    return {k: PredictedResidues(np.array(v), np.array(calls[k], dtype=np.uint8) if has_calls else None,
+                                 "".join(residues[k])) for k, v in scores.items()}
 
 
 def _read_json(path: Path, text: str) -> dict[str, PredictedResidues]:
@@ -91,12 +97,24 @@ def _read_json(path: Path, text: str) -> dict[str, PredictedResidues]:
         data = json.loads(text)
         for item in data["proteins"] if isinstance(data, dict) else data:
             calls = item.get("calls")
-            out[str(item["id"])] = PredictedResidues(
-                np.asarray(item["scores"], dtype=np.float64),
-                None if calls is None else np.frombuffer(str(calls).encode(), dtype=np.uint8) - ord("0"))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            scores = np.asarray(item["scores"], dtype=np.float64)
+            if calls is not None:
+                calls = np.frombuffer(str(calls).encode("ascii"), dtype=np.uint8) - ord("0")
+                if calls.shape != scores.shape or (calls > 1).any():
+                    raise ValueError("calls")
+            out[str(item["id"])] = PredictedResidues(scores, calls, item.get("sequence"))
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeEncodeError) as exc:
         raise InputError(f"{path}: not an idrkit JSON prediction file ({type(exc).__name__})") from None
     return out
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror}") from None
 
 
 def read_predictions(path: str | Path) -> dict[str, PredictedResidues]:
@@ -108,7 +126,7 @@ def read_predictions(path: str | Path) -> dict[str, PredictedResidues]:
         if not files:
             raise InputError(f"{path}: a folder with no .caid files")
         for f in files:
-            _parse_caid_text(f.read_text(), str(f), out)
+            _parse_caid_text(_read_text(f), str(f), out)
         return out
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -117,12 +135,11 @@ def read_predictions(path: str | Path) -> dict[str, PredictedResidues]:
         for rec in iter_csv(path):
             if rec.labels is None:
                 raise InputError(f"{path}: no IDRs column to evaluate")
-            out[rec.id] = PredictedResidues(rec.labels.astype(np.float64), rec.labels.astype(np.uint8))
+            if (rec.labels < 0).any():
+                raise InputError(f"{path}: record '{rec.id}': a '-' in the IDRs column is not a call")
+            out[rec.id] = PredictedResidues(rec.labels.astype(np.float64), rec.labels.astype(np.uint8), rec.sequence)
         return out
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
+    text = _read_text(path)
     if name.endswith(".json"):
         return _read_json(path, text)
     if name.endswith(".caid") or text.lstrip("\ufeff").lstrip().startswith(">"):
