@@ -55,11 +55,24 @@ def test_predict_fasta_text_and_tsv(client):
     ({"content": b"\xff\xfe", "headers": {"content-type": "text/plain"}}, 400, "not UTF-8"),
     ({"content": "{not json", "headers": {"content-type": "application/json"}}, 422, "invalid request"),
     ({"json": {"sequences": [{"id": "d", "sequence": "MK"}, {"id": "d", "sequence": "MV"}]}}, 422, "duplicate"),
+    ({"json": {"sequences": [{"id": "a\tb", "sequence": "MK"}]}}, 422, "control character"),
+    ({"json": {"sequences": [{"id": "x" * 1001, "sequence": "MK"}]}}, 422, "at most 1000 characters"),
+    ({"json": {"sequences": ["MK"], "threshold": 2}}, 422, "threshold"),
+    ({"content": ">a\tb\nMK\n>a\x01\nMK\n", "headers": {"content-type": "text/plain"}}, 422, "control character"),
+    ({"content": "MKV", "headers": {"content-type": "image/png"}}, 415, "not accepted"),
 ])
-def test_clear_4xx_errors(client, kwargs, status, message):
-    r = client.post("/predict", **kwargs)
-    assert r.status_code == status
-    assert message in r.json()["detail"]
+def test_clear_4xx_errors(small_server, kwargs, status, message):
+    """Against a real server (uvicorn in a subprocess) with small limits."""
+    import json
+
+    if "json" in kwargs:
+        body, kind = json.dumps(kwargs["json"]).encode(), "application/json"
+    else:
+        content = kwargs["content"]
+        body, kind = content.encode() if isinstance(content, str) else content, kwargs["headers"]["content-type"]
+    code, _, answer = _post(small_server + "/predict", body, kind)
+    assert code == status
+    assert message in json.loads(answer)["detail"]
 
 
 def test_openapi_and_health(client):
@@ -156,6 +169,34 @@ def test_track_selects_the_definition_of_disorder():
 # ------------------------------------------------------------------ a real server (uvicorn) in a subprocess
 
 
+def _start(args):
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, *args, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return url, proc
+
+
+@pytest.fixture(scope="module")
+def small_server(cnn_dir):
+    code = ("import sys, uvicorn; from idrkit.web import Limits, create_app; "
+            f"uvicorn.run(create_app({str(cnn_dir)!r}, Limits(max_body_bytes=20_000, max_sequences=5, "
+            "max_length=2_000, workers=1)), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')")
+    url, proc = _start(["-c", code])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 def _rss_mb(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -165,21 +206,8 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def server(cnn_dir):
-    import subprocess
-    import sys
-    import urllib.request
-
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "idrkit.cli", "serve", "--model", str(cnn_dir), "--port",
-                             str(port), "--workers", "1", "--max-pending", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
+    url, proc = _start(["-m", "idrkit.cli", "serve", "--model", str(cnn_dir), "--workers", "1", "--max-pending", "2",
+                        "--port"])
     yield url, proc
     proc.terminate()
     proc.wait(timeout=10)
