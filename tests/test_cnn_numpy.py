@@ -61,3 +61,31 @@ def test_cnn_numpy_inference_equals_torch_and_batching(tiny_records, context):
             ref = torch.sigmoid(module(x, torch.ones(1, len(s))))[0, :, 0].numpy()
             np.testing.assert_allclose(b, ref, atol=1e-5)
             np.testing.assert_allclose(model.predict_proba([s])[0], b, atol=1e-6)
+
+
+def test_shipped_models_numpy_forward_equals_torch(tiny_records):
+    """The fast and default models: numpy inference equals the torch module they were trained as."""
+    torch = pytest.importorskip("torch")
+    from idrkit.predict import get_model
+
+    seqs = [r.sequence for r in tiny_records[:5]] + ["M", "MKVLAAEEPKSSPQ" * 40]
+    for name in ("fast", "default"):
+        model = get_model(name)
+        module = model._torch_module()
+        for track in ("pdb", "nox"):
+            batch = model.predict_proba(seqs, track=track)
+            head = model.heads.index(track)
+            with torch.no_grad():
+                for s, b in zip(seqs, batch):
+                    ref = torch.sigmoid(module(torch.from_numpy(model._inputs(s)[None]), torch.ones(1, len(s))))
+                    np.testing.assert_allclose(b, ref[0, :, head].numpy(), atol=1e-5)
+
+
+def test_fast_model_has_at_least_4x_fewer_multiply_adds_than_the_default():
+    from idrkit.predict import get_model
+
+    def macs(model):
+        p = model.params
+        return model.arrays["w.inp.weight"].size + p.layers * p.channels ** 2 * p.kernel + model.arrays["w.out.weight"].size
+
+    assert macs(get_model("default")) >= 4 * macs(get_model("fast"))

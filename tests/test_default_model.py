@@ -38,12 +38,13 @@ def test_tracks_differ_and_are_selectable():
     assert pdb.shape == nox.shape and not np.allclose(pdb, nox)
 
 
-def test_default_model_needs_no_torch():
+def test_shipped_models_need_no_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
         "import idrkit\n"
         "s = idrkit.predict_disorder('MSEEPKSSPQESEKPAEGSSKPAAEE')\n"
-        "assert len(s) == 26\n"
+        "f = idrkit.predict_disorder('MSEEPKSSPQESEKPAEGSSKPAAEE', model='fast', track='nox')\n"
+        "assert len(s) == len(f) == 26\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

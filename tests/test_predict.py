@@ -178,3 +178,56 @@ def test_predict_disorder_single_and_batch_agree(cnn_dir):
     batch = idrkit.predict_disorder(seqs, model=cnn_dir)
     for s, b in zip(seqs, batch):
         np.testing.assert_allclose(idrkit.predict_disorder(s, model=cnn_dir), b, atol=1e-6)
+
+
+def test_jobs_default_and_explicit_give_identical_outputs(tmp_path, monkeypatch):
+    rng = np.random.default_rng(9)
+    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    path = tmp_path / "large.fasta"
+    path.write_text("".join(f">q{i}\n{''.join(rng.choice(aa, n))}\n" for i, n in enumerate(rng.integers(50, 900, 2400))))
+    assert path.stat().st_size >= pr.LARGE_INPUT_BYTES  # large enough to start workers by default
+    monkeypatch.setattr(pr, "available_cores", lambda: 2)
+    assert pr.default_jobs(path) == 2 and pr.default_jobs(tmp_path / "none.fasta") == 1
+    outs = {}
+    for name, jobs in (("default", None), ("one", 1), ("two", 2)):
+        stats = run_prediction(path, tmp_path / f"{name}.tsv", OutputFormat("tsv"), "fast", jobs=jobs)
+        assert stats["written"] == 2400
+        outs[name] = (tmp_path / f"{name}.tsv").read_text()
+    assert outs["default"] == outs["one"] == outs["two"]
+
+
+def test_small_inputs_start_no_workers(tmp_path, monkeypatch):
+    (tmp_path / "s.fasta").write_text(">a\nMKVLAAEEPKSSPQ\n")
+    monkeypatch.setattr(pr, "available_cores", lambda: 8)
+    seen = []
+    real = pr._map_blocks
+
+    def spy(todo, model_path, options, jobs, *rest):
+        seen.append(jobs)
+        return real(todo, model_path, options, jobs, *rest)
+
+    monkeypatch.setattr(pr, "_map_blocks", spy)
+    run_prediction(tmp_path / "s.fasta", tmp_path / "o.tsv", OutputFormat("tsv"), "fast")
+    assert seen == [1]
+
+
+def test_progress_is_shown_by_default_only_on_a_terminal_for_large_inputs(tmp_path, monkeypatch):
+    big = tmp_path / "big.fasta"
+    big.write_bytes(b">a\n" + b"M" * pr.LARGE_INPUT_BYTES + b"\n")
+    small = tmp_path / "small.fasta"
+    small.write_text(">a\nMKV\n")
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    assert not pr.default_progress(big)  # pytest's stderr is not a terminal
+    monkeypatch.setattr(pr.sys, "stderr", Terminal())
+    assert pr.default_progress(big) and not pr.default_progress(small)
+
+
+def test_shipped_models_by_name():
+    assert {"default", "fast"} <= set(pr.shipped_models())
+    assert pr.model_folder("fast") == (pr.WEIGHTS / "fast").resolve()
+    fast = pr.get_model("fast")
+    assert fast.tracks == ("pdb", "nox") and fast.family == "cnn"

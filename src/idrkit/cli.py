@@ -94,10 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", choices=["pdb", "nox"], default="pdb",
                    help="definition of disorder for two-track models (default pdb)")
     _add_region_options(p)
-    p.add_argument("--jobs", type=positive, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=positive, default=None,
+                   help="worker processes (default: every core for inputs over 1 MB, else 1; --jobs 1 keeps one "
+                        "process)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command (keeps what was already written)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar (sequences, residues/s, ETA)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true", default=None,
+                       help="show a progress bar (sequences, residues/s, ETA); shown by default on a terminal "
+                            "for inputs over 1 MB")
+    shown.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--engine", choices=["local", "dask"], default="local",
                    help="local processes, or a Dask cluster (the [distributed] extra)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 "

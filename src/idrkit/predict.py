@@ -26,7 +26,7 @@ from .io.files import PredictionWriter, StreamWriter, check_output
 from .io.formats import OutputFormat
 from .io.readers import count_fasta_records, iter_records
 from .models import Estimator, load_model
-from .models._runtime import progress_bar
+from .models._runtime import available_cores, progress_bar
 from .models.base import resolve_threshold
 from .records import Prediction, Record, clean_sequence
 from .regions import CallOptions, make_prediction
@@ -35,6 +35,7 @@ WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS / "default"
 BLOCK_RESIDUES = 100_000
 BLOCK_PROTEINS = 2_000  # bounds the per-protein overhead of blocks of many tiny proteins
+LARGE_INPUT_BYTES = 1_000_000  # about a million residues: worth starting workers and showing progress
 
 
 @lru_cache(maxsize=4)
@@ -42,15 +43,29 @@ def _load_cached(path: str) -> Estimator:
     return load_model(path)
 
 
+def shipped_models() -> list[str]:
+    """Names of the models shipped inside the package (``default``, ``fast``)."""
+    return sorted(p.name for p in WEIGHTS.iterdir() if (p / "model.json").is_file()) if WEIGHTS.is_dir() else []
+
+
+def model_folder(model: str | Path | None) -> Path:
+    """The folder of a model: a path to a model folder, else a shipped model's name (None: ``default``)."""
+    name = "default" if model is None else str(model)
+    if (Path(name) / "model.json").is_file():
+        return Path(name).resolve()
+    if "/" not in name and name in shipped_models():
+        return (WEIGHTS / name).resolve()
+    if name in ("default", "fast"):
+        raise ModelError(f"the {name} model is missing from the installation ({WEIGHTS / name})")
+    return Path(name).resolve()  # loading it names the problem
+
+
 def get_model(model: str | Path | Estimator | None = None) -> Estimator:
-    """An estimator from a folder path, an estimator itself, or None (or ``default``) for the shipped default."""
+    """An estimator from a folder path, a shipped model's name (``default``, ``fast``; None: ``default``),
+    or an estimator itself."""
     if isinstance(model, Estimator):
         return model
-    if model is None or str(model) == "default":
-        if not (DEFAULT_MODEL / "model.json").is_file():
-            raise ModelError(f"the default model is missing from the installation ({DEFAULT_MODEL})")
-        return _load_cached(str(DEFAULT_MODEL.resolve()))
-    return _load_cached(str(Path(model).resolve()))
+    return _load_cached(str(model_folder(model)))
 
 
 def check_track(model: Estimator, track: str) -> None:
@@ -137,7 +152,7 @@ class _Done:
 
 def weights_digest(model: str | None) -> str:
     """SHA-256 (first 16 hex digits) of a model's weights file, to tell models apart on resume."""
-    folder = DEFAULT_MODEL if model in (None, "default") else Path(model)
+    folder = model_folder(model)
     h = hashlib.sha256()
     try:
         with open(folder / "weights.npz", "rb") as fh:
@@ -148,22 +163,42 @@ def weights_digest(model: str | None) -> str:
     return h.hexdigest()[:16]
 
 
+def default_jobs(input_path: str | Path) -> int:
+    """Every core for a large input, one process for a small one (starting workers would cost more)."""
+    try:
+        large = os.path.getsize(input_path) >= LARGE_INPUT_BYTES
+    except OSError:
+        large = False
+    return available_cores() if large else 1
+
+
+def default_progress(input_path: str | Path) -> bool:
+    """A progress bar by default only on a terminal and for a large input (never in pipes or logs)."""
+    try:
+        return sys.stderr.isatty() and os.path.getsize(input_path) >= LARGE_INPUT_BYTES
+    except (OSError, ValueError):
+        return False
+
+
 def run_prediction(input_path: str | Path, output: str | Path | None, fmt: OutputFormat, model: str | None = None,
-                   options: CallOptions = CallOptions(), jobs: int = 1, resume: bool = False,
-                   progress: bool = False, engine: str = "local", scheduler: str | None = None,
+                   options: CallOptions = CallOptions(), jobs: int | None = None, resume: bool = False,
+                   progress: bool | None = None, engine: str = "local", scheduler: str | None = None,
                    block_residues: int = BLOCK_RESIDUES, on_warning: Callable[[str], None] | None = None) -> dict:
     """Stream an input file through a model into an output file (or standard output), with bounded memory.
 
     Records are read lazily and grouped into blocks of about ``block_residues``; at most ``2 * jobs``
     blocks are in flight, so memory stays flat however large the input. ``jobs`` > 1 uses worker
-    processes; ``engine='dask'`` sends blocks to a Dask cluster at ``scheduler`` (or a local one).
-    A file output appears only when complete; ``resume`` continues an interrupted run of the same command.
+    processes (None: :func:`default_jobs`); ``engine='dask'`` sends blocks to a Dask cluster at ``scheduler``
+    (or a local one). ``progress`` None shows a bar only on a terminal for a large input. A file output
+    appears only when complete; ``resume`` continues an interrupted run of the same command.
     """
+    jobs = default_jobs(input_path) if jobs is None else jobs
+    progress = default_progress(input_path) if progress is None else progress
     if jobs < 1:
         raise InputError("--jobs must be at least 1")
     est = get_model(model)  # fail early on a bad model, in this process (and cache it for the local run)
     check_track(est, options.track)
-    model_path = None if model in (None, "default") else str(Path(model).resolve())
+    model_path = str(model_folder(model))
     meta = {"idrkit": __version__, "model": model or "default", "track": options.track}
     records = iter_records(input_path)
     first = next(records)  # an unreadable or empty input stops here, before any output is touched

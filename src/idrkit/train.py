@@ -133,10 +133,13 @@ def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, 
 
 def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pdb",
                    threshold: float | None = None) -> dict:
-    """Pooled metrics of a model on labelled records, at its stored threshold unless given."""
-    thr = resolve_threshold(model, track, threshold)
-    scores = model.predict_proba([r.sequence for r in records], track=track)
-    return pooled_metrics([r.labels for r in records], scores, threshold=thr)
+    """Pooled metrics of a model on labelled records; F1 and MCC are those of the calls ``idrkit predict``
+    makes (the stored threshold unless one is given, region smoothing included)."""
+    seqs = [r.sequence for r in records]
+    scores = model.predict_proba(seqs, track=track)
+    calls = model.predict(seqs, threshold, track)  # the calls idrkit predict makes: smoothed regions
+    return pooled_metrics([r.labels for r in records], scores, calls=calls,
+                          threshold=resolve_threshold(model, track, threshold))
 
 
 def write_card(folder: Path, card: dict) -> None:
@@ -156,8 +159,9 @@ def write_card(folder: Path, card: dict) -> None:
         start = start.get("started_from")
     lines += ["", "## Parameters", "", "```json", json.dumps(card["params"], indent=2), "```", ""]
     if card.get("thresholds"):
-        lines += [f"Thresholds (F-max on the held-out {card.get('holdout_fraction', 0):.0%} of the training "
-                  f"proteins): {card['thresholds']}", ""]
+        rule = card.get("threshold_rule") or (f"F-max on the held-out {card.get('holdout_fraction', 0):.0%} of the "
+                                              "training proteins")
+        lines += [f"Thresholds ({rule}): {card['thresholds']}", ""]
     for name, figs in card.get("validation", {}).items():
         lines += [f"## Validation: {name}", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in figs.items()]

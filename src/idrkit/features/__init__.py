@@ -7,11 +7,12 @@ from .encoders import (
     FeatureSpec,
     entropy_windows,
     featurize,
+    featurize_many,
     one_hot,
     scale_values,
     window_mean,
     window_means,
 )
 
-__all__ = ["FEATURE_VERSION", "SCALES", "FeatureSpec", "entropy_windows", "featurize", "one_hot", "scale_values",
+__all__ = ["FEATURE_VERSION", "SCALES", "FeatureSpec", "entropy_windows", "featurize", "featurize_many", "one_hot", "scale_values",
            "window_mean", "window_means"]

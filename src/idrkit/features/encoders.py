@@ -79,23 +79,29 @@ def scale_values(codes: np.ndarray, standardised: bool = True) -> np.ndarray:
     return np.stack([t[codes] for t in SCALES.values()], axis=1)
 
 
-def window_means(x: np.ndarray, half_widths: list[int]) -> list[np.ndarray]:
+def window_means(x: np.ndarray, half_widths: list[int], starts: np.ndarray | None = None,
+                 ends: np.ndarray | None = None) -> list[np.ndarray]:
     """Means of ``x`` (L, d) over windows [i - h, i + h] (truncated at the ends) for several ``h``.
 
-    One cumulative sum serves every width, so each window costs O(L d) whatever its size.
+    One cumulative sum serves every width, so each window costs O(L d) whatever its size. For several
+    sequences concatenated, ``starts`` and ``ends`` give each row's sequence bounds, which windows do not cross.
     """
     x = np.asarray(x)
     squeeze = x.ndim == 1
     if squeeze:
         x = x[:, None]
     n = x.shape[0]
-    csum = np.zeros((n + 1, x.shape[1]), dtype=np.float64)
-    np.cumsum(x, axis=0, dtype=np.float64, out=csum[1:])
+    # counts (integer inputs) sum exactly in int32, with half the memory traffic of float64
+    kind = np.int32 if x.dtype.kind in "iub" and n < 2 ** 31 else np.float64
+    csum = np.zeros((n + 1, x.shape[1]), dtype=kind)
+    np.cumsum(x, axis=0, dtype=kind, out=csum[1:])
     idx = np.arange(n)
+    starts = 0 if starts is None else starts
+    ends = n if ends is None else ends
     out = []
     for h in half_widths:
-        lo = np.maximum(idx - h, 0)
-        hi = np.minimum(idx + h + 1, n)
+        lo = np.maximum(idx - h, starts)
+        hi = np.minimum(idx + h + 1, ends)
         mean = ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
         out.append(mean[:, 0] if squeeze else mean)
     return out
@@ -171,30 +177,36 @@ class FeatureSpec:
 
 def featurize(sequence: str, spec: FeatureSpec | None = None) -> np.ndarray:
     """(L, n_features) float32 matrix of one sequence, columns as ``spec.names()``."""
+    return featurize_many([sequence], spec)
+
+
+def featurize_many(sequences: list[str], spec: FeatureSpec | None = None) -> np.ndarray:
+    """Features of several sequences at once, their rows concatenated (windows stop at each sequence's ends).
+
+    One pass of array operations for the whole list: no Python work per sequence beyond joining them.
+    """
     spec = spec or FeatureSpec()
-    codes = encode(sequence)
-    n = codes.size
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    codes = encode("".join(sequences))
+    bounds = np.concatenate(([0], np.cumsum(lengths)))
+    starts, ends = np.repeat(bounds[:-1], lengths), np.repeat(bounds[1:], lengths)
     oh = one_hot(codes)
     parts = []
     if spec.one_hot:
         parts.append(oh)
     comp_widths = sorted(set(spec.composition_windows) | set(spec.entropy_windows))
-    comps = dict(zip(comp_widths, window_means(oh, [w // 2 for w in comp_widths])))
+    comps = dict(zip(comp_widths, window_means(oh.astype(np.int8), [w // 2 for w in comp_widths], starts, ends)))
     for w in spec.composition_windows:
         parts.append(comps[w])
-    sc = scale_values(codes)
-    parts += window_means(sc, [w // 2 for w in spec.scale_windows])
+    parts += window_means(scale_values(codes), [w // 2 for w in spec.scale_windows], starts, ends)
     for w in spec.entropy_windows:
         parts.append(entropy_windows(comps[w])[:, None])
     charge = SCALES["charge"][codes]
     cq = np.stack([charge, np.abs(charge) >= 1], axis=1).astype(np.float32)
-    parts += window_means(cq, [w // 2 for w in spec.charge_windows])
+    parts += window_means(cq, [w // 2 for w in spec.charge_windows], starts, ends)
     if spec.position:
-        idx = np.arange(n, dtype=np.float32)
-        parts.append(np.stack([
-            idx / max(n - 1, 1),
-            np.log1p(idx),
-            np.log1p(n - 1 - idx),
-            np.full(n, np.log(n), dtype=np.float32),
-        ], axis=1))
+        idx = (np.arange(codes.size) - starts).astype(np.float32)
+        n = ends - starts
+        parts.append(np.stack([idx / np.maximum(n - 1, 1).astype(np.float32), np.log1p(idx),
+                               np.log1p((n - 1).astype(np.float32) - idx), np.log(n).astype(np.float32)], axis=1))
     return np.concatenate(parts, axis=1).astype(np.float32)

@@ -29,9 +29,12 @@ TSV_COLUMNS = ("id", "position", "residue", "score", "call")
 
 
 def format_scores(scores: np.ndarray) -> np.ndarray:
-    """Scores as text with four significant digits (``'%.4g'``), as an object array of str."""
+    """Scores as text with four significant digits (``'%.4g'``), as an object array of str.
+
+    Scores are rounded to four significant digits with array operations and only the distinct rounded
+    values (a few thousand at most) are formatted by Python.
+    """
     s = np.asarray(scores, dtype=np.float64).ravel()
-    out = np.empty(s.size, dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         mag = np.floor(np.log10(np.abs(s)))
     # products s * 10**k stay exact for float32 scores down to about 1e-8; others are formatted one by one
@@ -39,10 +42,18 @@ def format_scores(scores: np.ndarray) -> np.ndarray:
     scale = 10.0 ** (3 - np.where(exact, mag, 0))
     key = np.where(exact, np.rint(s * scale) / scale, 0.0)
     uniq, inverse = np.unique(key[exact], return_inverse=True)
+    out = np.empty(s.size, dtype=object)
     out[exact] = np.array([f"{v:.4g}" for v in uniq.tolist()], dtype=object)[inverse]
     rest = np.flatnonzero(~exact)
     out[rest] = [f"{v:.4g}" for v in s[rest].tolist()]
     return out
+
+
+def _as_bytes_column(values: np.ndarray) -> np.ndarray:
+    """A column of byte strings as a (N, width) uint8 matrix, NUL-padded."""
+    values = np.asarray(values, dtype=np.bytes_)
+    width = max(values.dtype.itemsize, 1)
+    return values.view(np.uint8).reshape(values.size, width) if values.size else np.zeros((0, width), np.uint8)
 
 
 def _calls_text(calls: np.ndarray) -> str:
@@ -50,23 +61,30 @@ def _calls_text(calls: np.ndarray) -> str:
 
 
 def residue_rows(preds: Sequence[Prediction], with_id: bool = True) -> str:
-    """Per-residue rows ``[id\\t]position\\tresidue\\tscore\\tcall\\n`` of several proteins at once."""
+    """Per-residue rows ``[id\\t]position\\tresidue\\tscore\\tcall\\n`` of several proteins at once.
+
+    The columns are laid side by side as NUL-padded byte matrices and the padding is dropped in one pass:
+    no Python work per residue.
+    """
     if not preds:
         return ""
     lengths = np.array([len(p) for p in preds])
     n = int(lengths.sum())
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    cols = [] if not with_id else [np.repeat(np.array([p.id for p in preds], dtype=object), lengths)]
-    positions = (np.arange(n) - starts + 1).astype(str).astype(object)
-    residues = np.array(list("".join(p.sequence for p in preds)), dtype=object)
-    scores = format_scores(np.concatenate([p.scores for p in preds]))
-    calls = np.array(list(_calls_text(np.concatenate([p.calls for p in preds]))), dtype=object)
-    cols += [positions, residues, scores, calls]
-    table = np.empty((n, 2 * len(cols)), dtype=object)
-    table[:, 0::2] = np.stack(cols, axis=1)
-    table[:, 1::2] = "\t"
-    table[:, -1] = "\n"
-    return "".join(table.ravel().tolist())
+    tab = np.full((n, 1), ord("\t"), np.uint8)
+    cols = []
+    if with_id:
+        ids = np.array([p.id.encode("utf-8") for p in preds], dtype=np.bytes_)
+        cols += [_as_bytes_column(np.repeat(ids, lengths)), tab]
+    positions = np.arange(1, int(lengths.max()) + 1).astype(np.bytes_)  # one string per distinct position
+    cols += [_as_bytes_column(positions[np.arange(n) - starts]), tab,
+             np.frombuffer("".join(p.sequence for p in preds).encode("ascii"), np.uint8)[:, None], tab]
+    scores = format_scores(np.concatenate([p.scores for p in preds])).astype(np.bytes_)
+    cols += [_as_bytes_column(scores), tab,
+             (np.concatenate([p.calls for p in preds]).astype(np.uint8) + ord("0"))[:, None],
+             np.full((n, 1), ord("\n"), np.uint8)]
+    table = np.hstack(cols).ravel()
+    return table[table != 0].tobytes().decode("utf-8")
 
 
 def caid_text(p: Prediction) -> str:

@@ -224,7 +224,7 @@ def iter_pickle(source: Source | bytes, name: str | None = None) -> Iterator[Rec
     try:
         data = _RestrictedUnpickler(io.BytesIO(data_bytes), limit).load()
     except pickle.UnpicklingError as exc:
-        raise InputError(f"{name}: unsafe or invalid pickle: {exc}") from None
+        raise InputError(f"{name}: unsafe or invalid pickle: {' '.join(str(exc).split())}") from None
     except MemoryError:
         raise InputError(f"{name}: the pickle asks for more memory than its size allows") from None
     except Exception as exc:  # any other failure inside pickle means a corrupt file

@@ -1,8 +1,19 @@
-"""Device, mixed-precision and progress-bar helpers shared by the torch families (neural, plm, llm)."""
+"""Where models run: the cores this process may use, and the device, mixed-precision and progress-bar
+helpers shared by the torch families (neural, plm, llm)."""
 
 from __future__ import annotations
 
+import os
+
 from ..errors import ModelError
+
+
+def available_cores() -> int:
+    """The cores this process may use (its CPU affinity where the system tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def select_device(torch, name: str):

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelError, require
-from ..features.encoders import FeatureSpec, featurize
+from ..features.encoders import FeatureSpec, featurize, featurize_many
 from ..metrics import pooled_metrics
 from ..records import Record
 from ._runtime import amp_dtype, progress_bar, select_device
@@ -391,8 +391,13 @@ class CNNTagger(NeuralTagger):
     def _predict_index(self, sequences, idx):
         if self._f32 is None:
             self._f32 = {k: v.astype(np.float32) for k, v in self.arrays.items() if v.dtype.kind == "f"}
-        return parallel_chunks(sequences, lambda seqs: packed_probabilities(
-            self._f32, self.params, [self._inputs(s) for s in seqs], idx))
+        def chunk(seqs):
+            x = featurize_many(seqs, self.spec)
+            x -= self.arrays["feature_mean"]
+            x /= self.arrays["feature_std"]
+            return packed_probabilities(self._f32, self.params, x, [len(q) for q in seqs], idx)
+
+        return parallel_chunks(sequences, chunk)
 
     _f32 = None  # float32 copies of the weights, made at the first prediction
 

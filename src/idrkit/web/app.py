@@ -43,7 +43,9 @@ class PredictionPool:
     """
 
     def __init__(self, model: str | None, workers: int):
-        self.model = None if model in (None, "default") else str(Path(model).resolve())
+        from ..predict import model_folder
+
+        self.model = str(model_folder(model))
         self.workers = workers
         self.pending = 0
         self._executor = None
@@ -90,11 +92,11 @@ def create_app(model: str | None = None, limits: Limits | None = None):
     from ..records import MAX_ID_LENGTH, Record, check_id, clean_sequence
     from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, CallOptions
 
-    from ..models.cnn_numpy import prediction_threads
+    from ..models._runtime import available_cores
 
     limits = limits or Limits()
     est = get_model(model)
-    workers = limits.workers or prediction_threads()
+    workers = limits.workers or available_cores()
     max_pending = limits.max_pending
     pool = PredictionPool(model, workers)
 
