@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 METAPREDICT = r"""
 import sys

@@ -177,7 +177,7 @@ def test_full_disk_leaves_no_partial_output(tmp_path, cnn_dir):
     proc = subprocess.run([sys.executable, "-m", "idrkit.cli", "predict", "in.fasta", "-o", "out.tsv", "--model",
                            str(cnn_dir)], cwd=tmp_path, capture_output=True, text=True, preexec_fn=limit)
     assert proc.returncode == 5, proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"idrkit predict: error: out.tsv: cannot write: File too large"]
+    assert proc.stderr.strip().splitlines() == ["idrkit predict: error: out.tsv: cannot write: File too large"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fasta"]
 
 
