@@ -90,10 +90,21 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     return seconds, int(out.strip().splitlines()[-1]) / 1024, peak[0]
 
 
-def residues_of(path: str) -> int:
+def unique_ids(path: str, tmp: Path) -> tuple[str, int, int]:
+    """The FASTA itself, or a copy whose repeated ids get a suffix (idrkit refuses repeated ids); with the
+    number of residues and of renamed records."""
     from idrkit.io import iter_records
 
-    return sum(len(r) for r in iter_records(path, check_duplicates=False))
+    seen: dict[str, int] = {}
+    records = []
+    for r in iter_records(path, check_duplicates=False):
+        seen[r.id] = seen.get(r.id, 0) + 1
+        records.append((r.id if seen[r.id] == 1 else f"{r.id}~{seen[r.id]}", r.sequence))
+    renamed = sum(n - 1 for n in seen.values())
+    if renamed:
+        path = str(tmp / Path(path).name)
+        Path(path).write_text("".join(f">{rid}\n{seq}\n" for rid, seq in records))
+    return path, sum(len(seq) for _, seq in records), renamed
 
 
 def accuracy(valid: str, predictors: dict[str, list[str]], tmp: Path) -> dict[str, dict]:
@@ -134,9 +145,10 @@ def main(argv=None) -> int:
     figures: dict = {"speed": {}, "accuracy": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for fasta in args.fasta:
-            n = residues_of(fasta)
-            print(f"\n{Path(fasta).name}: {n:,} residues", flush=True)
+        for original in args.fasta:
+            fasta, n, renamed = unique_ids(original, tmp)
+            note = f" ({renamed} repeated ids renamed in a copy)" if renamed else ""
+            print(f"\n{Path(fasta).name}: {n:,} residues{note}", flush=True)
             print(f"{'predictor':<18} {'seconds':>8} {'residues/s':>11} {'largest MB':>11} {'all MB':>8}")
             rows = {}
             for name, spec in predictors.items():

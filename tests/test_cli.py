@@ -124,7 +124,7 @@ def test_help_names_every_command(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert set(COMMANDS) == {"predict", "train", "distil", "evaluate", "plot", "serve", "export-instructions",
-                             "data"}
+                             "data", "models"}
     for cmd in COMMANDS:
         assert re.search(rf"(?<![\w-]){re.escape(cmd)}(?![\w-])", text), f"'{cmd}' is not in the help"
 
@@ -146,3 +146,13 @@ def test_data_overlap_finds_planted_homolog(tmp_path, capsys):
     rows = [line.split("\t") for line in out.out.strip().splitlines()[1:]]
     assert [(r[1], r[3]) for r in rows] == [("planted", "target")]
     assert f"{train}: 1 of 2" in out.err
+
+
+def test_models_lists_shipped_and_given_models(cnn_dir, capsys):
+    assert main(["models", str(cnn_dir), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"default", "fast", str(cnn_dir)} <= set(rows)
+    assert rows["default"]["tracks"] == "pdb,nox" and rows["default"]["validation_auc"] > 0.9
+    assert rows[str(cnn_dir)]["parameters"] > 0 and rows[str(cnn_dir)]["thresholds"] == {"pdb": 0.45, "nox": 0.55}
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["name", "family", "tracks"]

@@ -399,3 +399,30 @@ def test_labelled_fasta_round_trip(records):
     back = list(records_from_text(labelled_fasta_text(recs)))
     assert [(r.id, r.sequence, r.labels.tolist()) for r in back] == [(r.id, r.sequence, r.labels.tolist())
                                                                      for r in recs]
+
+
+def test_regions_and_summary_agree_with_the_per_residue_output(tmp_path):
+    from idrkit.io.predictions import read_proteome
+
+    preds = _preds()
+    for fmt in ("tsv", "regions", "summary"):
+        write_all(preds, tmp_path / f"o.{fmt}", fmt, {"model": "m"})
+    per_residue = read_predictions(tmp_path / "o.tsv")
+    regions = [ln.split("\t") for ln in (tmp_path / "o.regions").read_text().splitlines()[2:]]
+    expected = []
+    for rid, p in per_residue.items():
+        calls = p.calls.astype(bool)
+        edges = np.flatnonzero(np.diff(np.r_[0, calls.astype(int), 0]))
+        for s, e in zip(edges[0::2], edges[1::2]):
+            expected.append([rid, str(s + 1), str(e), str(e - s), f"{p.scores[s:e].mean():.4f}", "pdb"])
+    assert regions == expected
+    summary = [ln.split("\t") for ln in (tmp_path / "o.summary").read_text().splitlines()[2:]]
+    assert [r[0] for r in summary] == list(per_residue)
+    for row, p in zip(summary, per_residue.values()):
+        n_regions = sum(1 for r in regions if r[0] == row[0])
+        longest = max((int(r[3]) for r in regions if r[0] == row[0]), default=0)
+        assert row[1:6] == [str(len(p.scores)), f"{p.calls.mean():.4f}", str(n_regions), str(longest),
+                            f"{p.scores.mean():.4f}"]
+    from_tsv, from_summary = read_proteome(tmp_path / "o.tsv"), read_proteome(tmp_path / "o.summary")
+    np.testing.assert_allclose(from_tsv.fractions, from_summary.fractions, atol=1e-4)
+    assert sorted(from_tsv.region_lengths.tolist()) == [1, 2] and from_summary.longest_only

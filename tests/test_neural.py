@@ -92,3 +92,52 @@ def test_warm_started_model_card_names_its_start(cnn_dir, tiny_labelled_file, tm
     assert card["started_from"]["weights_sha256"] == file_sha256(cnn_dir / "weights.npz")
     assert "Started from" in (tmp_path / "ft" / "card.md").read_text()
     assert load_model(tmp_path / "ft").meta["started_from"]["path"] == str(cnn_dir)
+
+
+def test_function_tracks_train_predict_save_and_load(tiny_records, tmp_path):
+    """binding and linker learn from their own labels, plddt from soft targets; all on one trunk."""
+    from idrkit.cli import main
+
+    recs = []
+    for i, r in enumerate(tiny_records[:36]):
+        track = ["pdb", "nox", "binding", "linker", "plddt"][i % 5]
+        labels = (0.3 + 0.6 * (r.labels > 0)).astype(np.float32) if track == "plddt" else r.labels
+        recs.append(type(r)(r.id, r.sequence, labels, track))
+    model = get_family("cnn")(**SMALL).fit(recs)
+    assert model.tracks == ("pdb", "nox", "binding", "linker", "plddt")
+    seqs = [r.sequence for r in tiny_records[36:]]
+    plddt = model.predict_proba(seqs, track="plddt")
+    assert all(((p >= 0) & (p <= 100)).all() for p in plddt) and np.concatenate(plddt).max() > 1.5
+    binding = model.predict_proba(seqs, track="binding")
+    assert pooled_metrics([r.labels for r in tiny_records[36:]], binding)["auc"] > 0.7
+    # pLDDT calls mark low confidence: below the threshold (0.7 by default) times 100
+    calls = model.predict(seqs[:1], track="plddt", min_length=0, max_gap=0)[0]
+    np.testing.assert_array_equal(calls, (plddt[0] <= 70).astype(np.uint8))
+    model.save(tmp_path / "f")
+    again = load_model(tmp_path / "f")
+    for track in model.tracks:
+        np.testing.assert_allclose(np.concatenate(again.predict_proba(seqs, track=track)),
+                                   np.concatenate(model.predict_proba(seqs, track=track)), atol=1e-5)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in tiny_records[36:]))
+    assert main(["predict", str(fasta), "-o", str(tmp_path / "b.tsv"), "--model", str(tmp_path / "f"),
+                 "--track", "binding"]) == 0
+    text = (tmp_path / "b.tsv").read_text()
+    assert "track=binding" in text.splitlines()[0]
+    assert main(["predict", str(fasta), "-o", str(tmp_path / "p.summary"), "--model", str(tmp_path / "f"),
+                 "--track", "plddt"]) == 0
+    assert main(["predict", str(fasta), "-o", str(tmp_path / "x.tsv"), "--track", "binding"]) == 2  # the default
+
+
+def test_plddt_teacher_is_learnt_as_the_plddt_track(tiny_records, tmp_path, monkeypatch):
+    import idrkit.teachers as teachers
+    from idrkit.train import teacher_records
+
+    fasta = tmp_path / "u.fasta"
+    fasta.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in tiny_records[:4]))
+    monkeypatch.setattr(teachers, "teacher_scores", lambda name, seqs: [np.full(len(s), 80.0) for s in seqs])
+    recs, files = teacher_records("metapredict-plddt", [fasta])
+    assert {r.track for r in recs} == {"plddt"} and files[0]["track"] == "plddt"
+    assert all(np.allclose(r.labels, 0.8) for r in recs)
+    recs, files = teacher_records("metapredict-v3", [fasta])
+    assert {r.track for r in recs} == {"teacher"}

@@ -31,3 +31,16 @@ def test_evaluate_plot_curves(cnn_dir, tiny_labelled_file, tmp_path):
                  str(tmp_path / "curves.svg")]) == 0
     svg = (tmp_path / "curves.svg").read_text()
     assert "ROC" in svg and "precision-recall" in svg and "a.tsv (AUC" in svg
+
+
+def test_proteome_histograms_from_predictions_and_summaries(cnn_dir, tiny_labelled_file, tmp_path, capsys):
+    for fmt in ("tsv", "summary"):
+        out = tmp_path / f"p.{fmt}"
+        assert main(["predict", str(tiny_labelled_file), "-o", str(out), "--model", str(cnn_dir), "--format",
+                     fmt]) == 0
+        assert main(["plot", "--proteome", str(out), "-o", str(tmp_path / fmt), "--format", "svg"]) == 0
+        svg = (tmp_path / fmt / "proteome.svg").read_text()
+        assert "40 proteins" in svg and ("region length" in svg if fmt == "tsv" else "longest region" in svg)
+    (tmp_path / "plain.fasta").write_text(">a\nMKV\n")
+    assert main(["plot", "--proteome", str(tmp_path / "plain.fasta"), "-o", str(tmp_path / "x")]) == 2
+    assert main(["plot", "-o", str(tmp_path / "y")]) == 2

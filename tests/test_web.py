@@ -134,13 +134,38 @@ def test_page_end_to_end_in_chromium(app, tmp_path):
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"])
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
+            # the track selector offers every track of the served model
+            page.wait_for_function("document.querySelectorAll('#track option').length === 2")
+            assert page.eval_on_selector_all("#track option", "os => os.map(o => o.value)") == ["pdb", "nox"]
+            # pasted text: one profile point per residue
             page.fill("#input", ">demo\n" + "MSEEPKSSPQESEKPAE" * 3 + "LIVWFAMLIVWFAMCYLIVWFAM" * 3)
             page.click("#run")
             page.wait_for_selector(".protein svg.profile polyline", timeout=20_000)
             assert page.inner_text(".protein h3").startswith("demo")
-            assert "Disordered regions:" in page.inner_text(".regions")
             points = page.get_attribute(".protein svg.profile polyline", "points")
             assert len(points.split()) == 17 * 3 + 23 * 3
+            # the example button fills two real proteins; nox track
+            page.click("#example")
+            assert page.input_value("#input").count(">") == 2
+            page.select_option("#track", "nox")
+            page.click("#run")
+            page.wait_for_function("document.querySelectorAll('.protein').length === 2")
+            first = page.query_selector(".protein")
+            assert first.query_selector("h3").inner_text().startswith("sp|P09007|SRD1_YEAST")
+            summary = first.query_selector(".summary").inner_text()
+            assert "% called (nox)" in summary and "region" in summary
+            # the regions table holds one row per region named in the regions line
+            rows = first.query_selector_all("table.regions-table tr")
+            named = first.query_selector(".regions").inner_text().split(": ", 1)[1]
+            assert len(rows) - 1 == (0 if named == "none" else len(named.split(", ")))
+            if len(rows) > 1:
+                start, end, length = (int(c.inner_text()) for c in rows[1].query_selector_all("td")[:3])
+                assert length == end - start + 1 and f"{start}-{end}" in named
+            # hovering the profile reads out the residue under the pointer
+            box = first.query_selector("svg.profile").bounding_box()
+            page.mouse.move(box["x"] + 30 * box["width"] / 900 + 0.5, box["y"] + box["height"] / 2)
+            readout = first.query_selector(".readout").inner_text()
+            assert readout.startswith("position 1, residue M, score ")
             page.screenshot(path=str(tmp_path / "page.png"))
             browser.close()
     finally:

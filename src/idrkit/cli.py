@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import InputError, run_main
+from .records import TRACKS
 from .regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, CallOptions
 
 EPILOG = """examples:
@@ -88,11 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="input file: FASTA (plain or labelled), competition CSV or pickle")
     p.add_argument("-o", "--output", default=None,
                    help="output file (a folder for --format caid); default: standard output")
-    p.add_argument("--format", choices=["tsv", "caid", "csv", "json", "fasta"], default=None,
-                   help="output format (default: from the output name's extension, else tsv)")
+    p.add_argument("--format", choices=["tsv", "caid", "csv", "json", "fasta", "regions", "summary"], default=None,
+                   help="output format (default: from the output name's extension, else tsv); regions: one row "
+                        "per predicted region; summary: one row per protein")
     p.add_argument("--model", default=None, help="trained model folder (default: the shipped default model)")
-    p.add_argument("--track", choices=["pdb", "nox"], default="pdb",
-                   help="definition of disorder for two-track models (default pdb)")
+    p.add_argument("--track", choices=TRACKS, default="pdb",
+                   help="what to predict: disorder (pdb, the default, or nox), binding or linker regions, or "
+                        "plddt (a predicted AlphaFold pLDDT), among the tracks the model has")
     _add_region_options(p)
     p.add_argument("--jobs", type=positive, default=None,
                    help="worker processes (default: every core for inputs over 1 MB, else 1; --jobs 1 keeps one "
@@ -128,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Distillation: a teacher (metapredict-v3, metapredict-v2 or a model folder) "
                                    "scores unlabelled FASTA files (cached on disk); a student learns from those "
                                    "soft labels, jointly with labelled files if given.")
-    p.add_argument("--teacher", required=True, help="metapredict-v3, metapredict-v2 or a trained model folder")
+    p.add_argument("--teacher", required=True,
+                   help="metapredict-v3, metapredict-v2, metapredict-plddt (learnt as the plddt track) or a "
+                        "trained model folder")
     p.add_argument("--unlabelled", required=True, nargs="+", action="extend", metavar="FASTA")
     p.add_argument("--train", nargs="+", action="extend", default=[], metavar="[TRACK:]FILE",
                    help="labelled file(s), prefixed pdb: or nox: (optional)")
@@ -160,15 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when --ref shares sequences with the model's training data")
 
+    p = sub.add_parser("models", help="list the shipped models and given model folders",
+                       description="The shipped models and any model folders given: family, tracks, size, "
+                                   "thresholds and the model card's summary.")
+    p.add_argument("folders", nargs="*", help="model folders to describe beside the shipped ones")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     p = sub.add_parser("plot", help="draw disorder profiles of proteins (PNG or SVG)",
                        description="One figure per protein: score line, threshold, predicted regions shaded, "
                                    "and the annotated disorder when the input is labelled.")
-    p.add_argument("input", help="input file (FASTA, labelled FASTA, CSV or pickle)")
+    p.add_argument("input", nargs="?", help="input file (FASTA, labelled FASTA, CSV or pickle)")
     p.add_argument("-o", "--outdir", required=True, help="folder for the figures")
+    p.add_argument("--proteome", default=None, metavar="PREDICTIONS",
+                   help="instead of profiles: histograms of the fraction disordered per protein and of region "
+                        "lengths, from an idrkit prediction file (per-residue TSV, JSON, CAID) or summary file; "
+                        "written to OUTDIR/proteome.png (or .svg)")
     p.add_argument("--format", choices=["png", "svg"], default="png")
     p.add_argument("--ids", nargs="*", default=None, help="only these protein ids")
     p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
-    p.add_argument("--track", choices=["pdb", "nox"], default="pdb")
+    p.add_argument("--track", choices=TRACKS, default="pdb")
     _add_region_options(p)
 
     p = sub.add_parser("serve", help="start the web page and HTTP API on 127.0.0.1",
@@ -342,7 +357,26 @@ def format_table(rows: dict[str, dict], columns) -> str:
     return "\n".join(lines)
 
 
+def cmd_models(args) -> int:
+    from .predict import describe_model, shipped_models
+
+    rows = [describe_model(name) for name in shipped_models()] + [describe_model(f) for f in args.folders]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cols = ("name", "family", "tracks", "parameters", "size_kb", "trained_at", "validation_auc")
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+    return 0
+
+
 def cmd_plot(args) -> int:
+    if args.proteome:
+        return _plot_proteome(args)
+    if not args.input:
+        raise InputError("give an input file to draw profiles, or --proteome PREDICTIONS")
     from .io.formats import safe_filename
     from .io.readers import iter_records
     from .models.base import resolve_threshold
@@ -364,6 +398,19 @@ def cmd_plot(args) -> int:
         save_figure(fig, out / f"{safe_filename(pred.id)}.{args.format}")
         n += 1
     print(f"wrote {n} profile(s) to {out}", file=sys.stderr)
+    return 0
+
+
+def _plot_proteome(args) -> int:
+    from .io.predictions import read_proteome
+    from .plots import proteome_figure, save_figure
+
+    summary = read_proteome(args.proteome)
+    out = Path(args.outdir) / f"proteome.{args.format}"
+    if out.parent.exists() and not out.parent.is_dir():
+        raise InputError(f"{out.parent}: exists and is not a folder")
+    save_figure(proteome_figure(summary, Path(args.proteome).name), out)
+    print(f"wrote {out} ({summary.fractions.size} proteins)", file=sys.stderr)
     return 0
 
 
@@ -421,7 +468,7 @@ def cmd_data(args) -> int:
     return 0
 
 
-COMMANDS = {"predict": cmd_predict, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate,
+COMMANDS = {"predict": cmd_predict, "models": cmd_models, "train": cmd_train, "distil": cmd_distil, "evaluate": cmd_evaluate,
             "data": cmd_data, "export-instructions": cmd_export_instructions,
             "plot": cmd_plot, "serve": cmd_serve}
 
@@ -432,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    if args.command in ("predict", "plot", "serve"):
+        from .models._runtime import keep_freed_memory
+
+        keep_freed_memory()
     try:
         return run_main(COMMANDS[args.command], f"idrkit {args.command}", args)
     except KeyboardInterrupt:

@@ -84,3 +84,28 @@ def curves_figure(named: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]):
         ax.set_ylim(0, 1.01)
     fig.tight_layout()
     return fig
+
+
+def proteome_figure(summary, title: str = ""):
+    """Histograms of the fraction of each protein called disordered and of the regions' lengths."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fractions = np.asarray(summary.fractions)
+    left.hist(fractions, bins=np.linspace(0, 1, 21), color="steelblue", edgecolor="white")
+    left.set_xlabel("fraction of residues called disordered")
+    left.set_ylabel("proteins")
+    left.set_title(f"{fractions.size} proteins, median {np.median(fractions) if fractions.size else 0:.2f}")
+    lengths = np.asarray(summary.region_lengths)
+    lengths = lengths[lengths > 0]
+    if lengths.size:
+        bins = np.unique(np.logspace(0, np.log10(max(lengths.max(), 2)) + 0.01, 30).astype(int))
+        right.hist(lengths, bins=bins, color="darkorange", edgecolor="white")
+        right.set_xscale("log")
+    what = "longest region of each protein" if summary.longest_only else "region length"
+    right.set_xlabel(f"{what} (residues)")
+    right.set_ylabel("proteins" if summary.longest_only else "regions")
+    right.set_title(f"{lengths.size} {'proteins with a region' if summary.longest_only else 'regions'}")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -26,7 +26,7 @@ from .io.files import PredictionWriter, StreamWriter, check_output
 from .io.formats import OutputFormat
 from .io.readers import count_fasta_records, iter_records
 from .models import Estimator, load_model
-from .models._runtime import available_cores, progress_bar
+from .models._runtime import available_cores, keep_freed_memory, progress_bar
 from .models.base import resolve_threshold
 from .records import Prediction, Record, clean_sequence
 from .regions import CallOptions, make_prediction
@@ -58,6 +58,30 @@ def model_folder(model: str | Path | None) -> Path:
     if name in ("default", "fast"):
         raise ModelError(f"the {name} model is missing from the installation ({WEIGHTS / name})")
     return Path(name).resolve()  # loading it names the problem
+
+
+def describe_model(model: str | Path) -> dict:
+    """What ``idrkit models`` and ``/health`` say of a model: name, family, tracks, size, card summary."""
+    folder = model_folder(model)
+    est = get_model(model)
+    card = est.meta.get("card", {})
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    n_params = sum(int(v.size) for k, v in est.arrays.items() if k.startswith(("w.", "head.")))
+    validation = {}
+    card_file = folder / "card.json"
+    if card_file.is_file():
+        import json
+
+        try:
+            validation = json.loads(card_file.read_text()).get("validation", {})
+        except ValueError:
+            validation = {}
+    auc = next((v.get("auc") for v in validation.values() if isinstance(v, dict)), None)
+    return {"name": str(model), "folder": str(folder), "family": est.family, "tracks": ",".join(est.tracks),
+            "parameters": n_params, "size_kb": round(size / 1024), "trained_at": card.get("trained_at", ""),
+            "thresholds": est.meta.get("thresholds", {}),
+            "training_files": [f"{f.get('track')}:{Path(f.get('path', '')).name}" for f in card.get("training_files", [])],
+            "validation_auc": "" if auc is None else round(float(auc), 4)}
 
 
 def get_model(model: str | Path | Estimator | None = None) -> Estimator:
@@ -279,6 +303,7 @@ def init_worker(parent: int) -> None:
     when the parent process is gone (also when it was killed)."""
     os.environ["IDRKIT_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
+    keep_freed_memory()
     try:
         from threadpoolctl import threadpool_limits
 

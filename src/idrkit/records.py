@@ -27,6 +27,12 @@ N_TOKENS = UNKNOWN + 1
 LABEL_CHARS = "01-"
 MAX_ID_LENGTH = 1000
 
+TRACKS = ("pdb", "nox", "binding", "linker", "plddt")
+"""What a model's outputs can predict: disorder under the Disorder-PDB (``pdb``) or Disorder-NOX (``nox``)
+definition, binding regions (``binding``), linker regions (``linker``), and a predicted AlphaFold pLDDT
+(``plddt``, 0-100; its calls mark residues of low confidence, below the threshold times 100)."""
+SCALED_TRACKS = {"plddt": 100.0}  # outputs given on another scale than [0, 1]
+
 _ENCODE = np.full(256, 255, dtype=np.uint8)
 for _i, _aa in enumerate(STANDARD):
     _ENCODE[ord(_aa)] = _i
@@ -43,7 +49,7 @@ class Record:
     id: str
     sequence: str
     labels: np.ndarray | None = None
-    track: str = "pdb"  # which definition of disorder the labels follow: "pdb", "nox" or "teacher"
+    track: str = "pdb"  # what the labels mean: one of TRACKS, or "teacher" (a teacher's soft scores)
 
     def __len__(self) -> int:
         return len(self.sequence)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .records import Prediction
+from .records import SCALED_TRACKS, Prediction
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_LENGTH = 5
@@ -86,8 +86,16 @@ class CallOptions:
                 "max_gap": self.max_gap}
 
 
+def track_calls(scores: np.ndarray, options: CallOptions, threshold: float) -> np.ndarray:
+    """Smoothed calls of a track: score >= threshold, or for ``plddt`` (0-100) pLDDT below threshold * 100."""
+    if options.track in SCALED_TRACKS:
+        low = 1.0 - np.asarray(scores, dtype=np.float64) / SCALED_TRACKS[options.track]
+        return scores_to_calls(low, 1.0 - threshold + 1e-9, options.min_length, options.max_gap)
+    return scores_to_calls(scores, threshold, options.min_length, options.max_gap)
+
+
 def make_prediction(record_id: str, sequence: str, scores: np.ndarray, options: CallOptions,
                     threshold: float) -> Prediction:
     """A :class:`Prediction`: calls at ``threshold`` smoothed as ``options`` say, and their regions."""
-    calls = scores_to_calls(scores, threshold, options.min_length, options.max_gap)
+    calls = track_calls(scores, options, threshold)
     return Prediction(record_id, sequence, scores, calls, call_regions(calls), options.track)

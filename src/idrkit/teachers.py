@@ -1,7 +1,7 @@
-"""Teachers for distillation: functions from sequences to per-residue disorder scores.
+"""Teachers for distillation: functions from sequences to per-residue scores.
 
-``metapredict-v3`` and ``metapredict-v2`` need the ``[teacher]`` extra (PyPI ``metapredict``); any trained
-idrkit model folder is a teacher too. Teachers are used at training time only; scores are cached on disk
+``metapredict-v3`` and ``metapredict-v2`` (disorder) and ``metapredict-plddt`` (its predicted AlphaFold pLDDT,
+0-100) need the ``[teacher]`` extra (PyPI ``metapredict``); any trained idrkit model folder is a teacher too. Teachers are used at training time only; scores are cached on disk
 keyed by teacher name and sequence hash (:class:`idrkit.cache.ArrayCache`).
 """
 
@@ -24,7 +24,10 @@ def _metapredict(version: str) -> TeacherFn:
     def run(seqs: list[str]) -> list[np.ndarray]:
         # metapredict accepts only its own alphabet; rare letters go to their closest standard residue
         clean = [s.translate(_RARE_TO_STANDARD) for s in seqs]
-        out = meta.predict_disorder(clean, version=version, round_values=False, show_progress_bar=False)
+        if version == "pLDDT":
+            out = meta.predict_pLDDT(clean, show_progress_bar=False)
+        else:
+            out = meta.predict_disorder(clean, version=version, round_values=False, show_progress_bar=False)
         # a list of [sequence, scores] pairs, possibly reordered by length: match by sequence
         by_seq = {item[0]: item[-1] for item in out}
         return [np.asarray(by_seq[s], dtype=np.float32) for s in clean]
@@ -41,12 +44,15 @@ def get_teacher(name: str) -> TeacherFn:
         return _metapredict("V3")
     if name == "metapredict-v2":
         return _metapredict("V2")
+    if name == "metapredict-plddt":
+        return _metapredict("pLDDT")
     if Path(name).is_dir():
         from .models import load_model
 
         model = load_model(name)
         return lambda seqs: [np.asarray(s, dtype=np.float32) for s in model.predict_proba(seqs)]
-    raise InputError(f"unknown teacher '{name}': use metapredict-v3, metapredict-v2 or a model folder")
+    raise InputError(f"unknown teacher '{name}': use metapredict-v3, metapredict-v2, metapredict-plddt or a "
+                     "model folder")
 
 
 def teacher_scores(name: str, sequences: list[str], fn: TeacherFn | None = None,

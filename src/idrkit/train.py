@@ -18,14 +18,15 @@ from .errors import InputError
 from .metrics import pooled_metrics
 from .io.readers import iter_records, read_records
 from .models import Estimator, get_family
-from .models.base import TRACKS, resolve_threshold
+from .models.base import resolve_threshold
+from .records import TRACKS
 from .records import Record
 
 _DISPROT = re.compile(r"(DP\d{5})")
 
 
 def parse_train_spec(spec: str) -> tuple[str, str]:
-    """``pdb:FILE``, ``nox:FILE`` or plain ``FILE`` (= pdb) -> (track, path)."""
+    """``TRACK:FILE`` (``pdb``, ``nox``, ``binding``, ``linker``) or plain ``FILE`` (= pdb) -> (track, path)."""
     track, sep, path = spec.partition(":")
     if sep and track in TRACKS:
         return track, path
@@ -207,7 +208,7 @@ def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: in
     records, described, source = [], [], []
     for k, path in enumerate(files):
         recs = list(iter_records(path, check_duplicates=False))
-        described.append({"path": str(path), "track": "teacher", "sha256": file_sha256(path),
+        described.append({"path": str(path), "track": "", "sha256": file_sha256(path),
                           "proteins": len(recs), "kept_after_dedup": len(recs)})
         records += recs
         source += [k] * len(recs)
@@ -218,9 +219,13 @@ def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: in
         for d, n in zip(described, used.tolist()):
             d["kept_after_dedup"] = n  # proteins of this file in the random subset
     scores = teacher_scores(teacher, [r.sequence for r in records])
+    # a pLDDT teacher (0-100) is learnt as the plddt track, on [0, 1]; a disorder teacher as the teacher head
+    track, scale = ("plddt", 100.0) if teacher == "metapredict-plddt" else ("teacher", 1.0)
     for r, sc in zip(records, scores):
-        r.labels = np.asarray(sc, dtype=np.float32)
-        r.track = "teacher"
+        r.labels = np.asarray(sc, dtype=np.float32) / scale
+        r.track = track
+    for d in described:
+        d["track"] = track
     return records, described
 
 

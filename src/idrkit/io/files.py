@@ -87,8 +87,9 @@ class PredictionWriter:
     """Writes predictions into ``PATH.partial`` and moves it to ``PATH`` when closed.
 
     ``options`` (the run's settings: model, its weights hash, track, threshold, format, smoothing) are
-    stored in the progress file; a resumed run must give the same ones. On :meth:`abort` the partial
-    files are removed, or kept for ``--resume``.
+    stored in the progress file; a resumed run must give the same ones. :attr:`done` holds the ids an
+    interrupted run had written (only those: memory does not grow with the run). On :meth:`abort` the
+    partial files are removed, or kept for ``--resume``.
     """
 
     def __init__(self, path: str | Path, fmt: OutputFormat, meta: dict | None = None, resume: bool = False,
@@ -205,13 +206,15 @@ class PredictionWriter:
             self._prog.flush()
         except OSError as exc:
             raise os_error(self.path, exc) from None
-        self.done.update(p.id for p in preds)
 
     def _write_caid(self, p: Prediction) -> None:
         name = safe_filename(p.id)
         target = self.partial / f"{name}.caid"
-        if target.exists() and p.id not in self.done:
-            raise InputError(f"record '{p.id}': two ids map to the same CAID file name {name}.caid")
+        if target.exists():  # the same protein from a torn block is rewritten; another id is a clash
+            with open(target) as fh:
+                first = fh.readline().rstrip("\n")
+            if first != f">{p.id}":
+                raise InputError(f"record '{p.id}': two ids map to the same CAID file name {name}.caid")
         tmp = self.partial / f".{name}.tmp"
         tmp.write_text(caid_text(p))
         os.replace(tmp, target)

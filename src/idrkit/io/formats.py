@@ -8,6 +8,8 @@ lookup of the distinct rounded values, then one join), not a Python loop per res
 ``caid``  one file per protein: ``>id`` then position, residue, score, call
 ``json``  ``{"meta": {...}, "proteins": [{"id", "sequence", "scores", "calls", "regions"}, ...]}``
 ``fasta`` the predicted disordered segments, ``>id|start-end mean_score=...``
+``regions`` one row per predicted region: id, start, end (1-based, inclusive), length, mean score, track
+``summary`` one row per protein: id, length, fraction disordered, regions, longest region, mean score, track
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import numpy as np
 from ..errors import InputError
 from ..records import Prediction, Record, labels_to_string
 
-OUTPUT_FORMATS = ("tsv", "caid", "csv", "json", "fasta")
+OUTPUT_FORMATS = ("tsv", "caid", "csv", "json", "fasta", "regions", "summary")
 SUFFIX_FORMATS = {"tsv": "tsv", "csv": "csv", "json": "json", "fasta": "fasta", "fa": "fasta", "caid": "caid"}
 TSV_COLUMNS = ("id", "position", "residue", "score", "call")
+REGION_COLUMNS = ("id", "start", "end", "length", "mean_score", "track")
+SUMMARY_COLUMNS = ("id", "length", "fraction_disordered", "regions", "longest_region", "mean_score", "track")
 
 
 def format_scores(scores: np.ndarray) -> np.ndarray:
@@ -116,6 +120,20 @@ def idr_fasta_text(p: Prediction) -> str:
                    for s, e in p.regions)
 
 
+def region_rows(p: Prediction) -> str:
+    """One tab-separated row per predicted region of a protein."""
+    return "".join(f"{p.id}\t{s}\t{e}\t{e - s + 1}\t{float(np.mean(p.scores[s - 1:e])):.4f}\t{p.track}\n"
+                   for s, e in p.regions)
+
+
+def summary_row(p: Prediction) -> str:
+    """One tab-separated row summarising a protein's prediction."""
+    longest = max((e - s + 1 for s, e in p.regions), default=0)
+    fraction = float(np.count_nonzero(p.calls)) / max(len(p), 1)
+    return (f"{p.id}\t{len(p)}\t{fraction:.4f}\t{len(p.regions)}\t{longest}\t{float(np.mean(p.scores)):.4f}\t"
+            f"{p.track}\n")
+
+
 def safe_filename(rid: str) -> str:
     """A file name for a protein id (characters outside ``[A-Za-z0-9._-]`` become ``_``)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", rid)
@@ -133,9 +151,10 @@ class OutputFormat:
 
     def header(self, meta: dict) -> str:
         """The text a file starts with (column names, metadata)."""
-        if self.name == "tsv":
+        columns = {"tsv": TSV_COLUMNS, "regions": REGION_COLUMNS, "summary": SUMMARY_COLUMNS}.get(self.name)
+        if columns:
             head = " ".join(f"{k}={v}" for k, v in meta.items())
-            return (f"# {head}\n" if head else "") + "\t".join(TSV_COLUMNS) + "\n"
+            return (f"# {head}\n" if head else "") + "\t".join(columns) + "\n"
         if self.name == "csv":
             return "proteinID,sequence,IDRs\n"
         if self.name == "json":
@@ -153,6 +172,10 @@ class OutputFormat:
             return text if first or not text else ",\n" + text
         if self.name == "fasta":
             return "".join(idr_fasta_text(p) for p in preds)
+        if self.name == "regions":
+            return "".join(region_rows(p) for p in preds)
+        if self.name == "summary":
+            return "".join(summary_row(p) for p in preds)
         raise InputError("--format caid writes one file per protein: give a folder with -o")
 
     def footer(self) -> str:

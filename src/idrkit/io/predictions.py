@@ -146,3 +146,41 @@ def read_predictions(path: str | Path) -> dict[str, PredictedResidues]:
         _parse_caid_text(text, str(path), out)
         return out
     return _read_tsv(path, text)
+
+
+@dataclass
+class ProteomeSummary:
+    """Per protein, the fraction of residues called; and the lengths of the regions (or, from a summary file,
+    the longest region of each protein)."""
+
+    fractions: np.ndarray
+    region_lengths: np.ndarray
+    longest_only: bool
+
+
+def read_proteome(path: str | Path) -> ProteomeSummary:
+    """Fractions called and region lengths from a per-residue prediction file or an ``idrkit`` summary file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    text = _read_text(path)
+    lines = [ln for ln in text.split("\n") if ln and not ln.startswith("#")]
+    head = lines[0].split("\t") if lines else []
+    if head[:3] == ["id", "length", "fraction_disordered"]:
+        rows = [ln.split("\t") for ln in lines[1:]]
+        try:
+            return ProteomeSummary(np.array([float(r[2]) for r in rows]), np.array([int(r[4]) for r in rows]), True)
+        except (ValueError, IndexError):
+            raise InputError(f"{path}: not an idrkit summary file (a row without its numbers)") from None
+    preds = read_predictions(path)
+    if any(p.calls is None for p in preds.values()):
+        raise InputError(f"{path}: the file has no 0/1 calls (use an idrkit per-residue TSV, JSON or CAID output, "
+                         "or a summary file)")
+    from ..regions import runs
+
+    fractions, lengths = [], []
+    for p in preds.values():
+        fractions.append(float(np.mean(p.calls)) if p.calls.size else 0.0)
+        starts, ends = runs(p.calls.astype(bool))
+        lengths += (ends - starts).tolist()
+    return ProteomeSummary(np.array(fractions), np.array(lengths, dtype=np.int64), False)

@@ -16,6 +16,24 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def keep_freed_memory() -> None:
+    """Let this process's allocator reuse freed blocks instead of returning each large array to the system.
+
+    numpy allocates arrays of more than 128 kB with mmap, and glibc gives them back on free: every chunk of
+    a long run then faults its pages in again, which cost a third of the time of a proteome run (system
+    time). Raising glibc's mmap and trim thresholds keeps them for reuse; the peak memory is unchanged.
+    Called by the command line and worker processes only, never on ``import idrkit``.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: larger arrays than a chunk's still use mmap
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD: free memory above 64 MB goes back
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 def select_device(torch, name: str):
     """``auto`` (a GPU when there is one), ``cpu`` or ``cuda[:N]``; asking for a missing GPU is an error."""
     if name == "auto":

@@ -18,11 +18,11 @@ import numpy as np
 from .._version import __version__
 from ..errors import ModelError
 from ..features.encoders import FeatureSpec
-from ..records import Record
-from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, DEFAULT_THRESHOLD, CallOptions, scores_to_calls
+from ..records import SCALED_TRACKS, TRACKS, Record
+from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, DEFAULT_THRESHOLD, CallOptions, track_calls
 
 FORMAT_VERSION = 2  # 2: model.json holds the feature specification
-TRACKS = ("pdb", "nox")
+DEFAULT_THRESHOLDS = {"plddt": 0.7}  # pLDDT below 70: AlphaFold's boundary of confident structure
 
 
 def run_setting(default: Any = ""):
@@ -85,7 +85,7 @@ def resolve_threshold(model: "Estimator", track: str = "pdb", threshold: float |
     """
     if threshold is not None:
         return float(threshold)
-    return float(model.meta.get("thresholds", {}).get(track, DEFAULT_THRESHOLD))
+    return float(model.meta.get("thresholds", {}).get(track, DEFAULT_THRESHOLDS.get(track, DEFAULT_THRESHOLD)))
 
 
 class Estimator:
@@ -128,14 +128,15 @@ class Estimator:
         return bool(self.arrays)
 
     def predict_proba(self, sequences: Sequence[str], track: str = "pdb") -> list[np.ndarray]:
-        """Disorder scores in [0, 1], one float32 array per sequence."""
+        """Scores in [0, 1] (pLDDT on 0-100 for the ``plddt`` track), one float32 array per sequence."""
         if not self.is_fitted:
             raise ModelError(f"the {self.family} model is not trained")
         if track not in self.tracks:
             raise ModelError(f"this {self.family} model has no '{track}' track (it has {', '.join(self.tracks)})")
         if isinstance(sequences, str):
             raise TypeError("predict_proba takes a list of sequences")
-        return [np.asarray(s, dtype=np.float32) for s in self._predict(list(sequences), track)]
+        scale = np.float32(SCALED_TRACKS.get(track, 1.0))
+        return [np.asarray(s, dtype=np.float32) * scale for s in self._predict(list(sequences), track)]
 
     def predict(self, sequences: Sequence[str], threshold: float | None = None, track: str = "pdb",
                 min_length: int = DEFAULT_MIN_LENGTH, max_gap: int = DEFAULT_MAX_GAP) -> list[np.ndarray]:
@@ -143,8 +144,7 @@ class Estimator:
         (the model's own threshold unless one is given, then region smoothing)."""
         options = CallOptions(track, threshold, min_length, max_gap)
         thr = resolve_threshold(self, track, threshold)
-        return [scores_to_calls(s, thr, options.min_length, options.max_gap)
-                for s in self.predict_proba(sequences, track)]
+        return [track_calls(s, options, thr) for s in self.predict_proba(sequences, track)]
 
     def save(self, folder: str | Path) -> Path:
         """Write ``model.json`` and ``weights.npz`` into ``folder``."""

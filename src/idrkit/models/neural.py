@@ -29,7 +29,8 @@ from .base import Estimator, Params, run_setting
 from .cnn_numpy import packed_probabilities, parallel_chunks
 from .trainer import Stage, Trainer, masked_bce, step_batches
 
-HEAD_ORDER = ("pdb", "nox", "teacher")
+HEAD_ORDER = ("pdb", "nox", "binding", "linker", "plddt", "teacher")
+SOFT_HEADS = ("plddt", "teacher")  # learnt from a teacher's scores: no class weights, no held-out AUC
 
 
 def neural_feature_spec() -> FeatureSpec:
@@ -119,7 +120,7 @@ class NeuralTagger(Estimator):
     def _head_index(self, track: str) -> int:
         if track in self.heads:
             return self.heads.index(track)
-        if "teacher" in self.heads:  # a distilled-only model serves every track with its teacher head
+        if "teacher" in self.heads and track in ("pdb", "nox"):  # a distilled student's teacher head
             return self.heads.index("teacher")
         raise ModelError(f"no '{track}' output in this model")
 
@@ -153,7 +154,9 @@ class NeuralTagger(Estimator):
             raise ModelError("no labelled records to train on")
         heads = [h for h in HEAD_ORDER if any(r.track == h for r in records)]
         self.heads = heads
-        self.tracks = tuple(h for h in ("pdb", "nox") if h in heads) or ("pdb", "nox")
+        self.tracks = tuple(h for h in heads if h != "teacher")
+        if heads == ["teacher"]:  # a distilled-only student serves both disorder tracks with its teacher head
+            self.tracks = ("pdb", "nox")
         self.meta["heads"] = heads
         self._standardise(records, rng)
         device = select_device(torch, p.device)
@@ -266,7 +269,7 @@ class NeuralTagger(Estimator):
         out = np.ones(len(heads), dtype=np.float32)
         if self.params.pos_weight == "balanced":
             for i, h in enumerate(heads):
-                if h == "teacher":
+                if h in SOFT_HEADS:
                     continue
                 lab = np.concatenate([r.labels for r in records if r.track == h])
                 pos, neg = (lab == 1).sum(), (lab == 0).sum()
@@ -282,7 +285,7 @@ class NeuralTagger(Estimator):
         self._store(self._module)
         aucs = []
         for h in self.heads:
-            recs = [r for r in valid if r.track == h and r.labels is not None] if h != "teacher" else []
+            recs = [r for r in valid if r.track == h and r.labels is not None] if h not in SOFT_HEADS else []
             if recs:
                 idx = self.heads.index("teacher" if teacher_stage else h)
                 scores = self._predict_index([r.sequence for r in recs], idx)

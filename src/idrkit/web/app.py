@@ -1,7 +1,7 @@
 """The HTTP API (``POST /predict``, OpenAPI schema at ``/openapi.json``) and the page at ``/``.
 
 ``POST /predict`` takes JSON (``{"sequences": [{"id": ..., "sequence": ...}], "track": "pdb"}``; plain
-strings are accepted as sequences) or FASTA text (``text/plain``, with ``?track=pdb|nox``), and returns
+strings are accepted as sequences) or FASTA text (``text/plain``, with ``?track=``), and returns
 scores, 0/1 calls and regions per protein as JSON, or TSV / CSV with ``?format=tsv|csv``. Requests are
 limited in size (checked while the body is read), number of sequences and sequence length; bad input gets a
 4xx answer with one clear message. Predictions run in a pool of worker processes (one BLAS thread each), off
@@ -89,13 +89,14 @@ def create_app(model: str | None = None, limits: Limits | None = None):
     from ..io.readers import records_from_text
     from ..models.base import resolve_threshold
     from ..predict import get_model
-    from ..records import MAX_ID_LENGTH, Record, check_id, clean_sequence
+    from ..records import MAX_ID_LENGTH, TRACKS, Record, check_id, clean_sequence
     from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, CallOptions
 
     from ..models._runtime import available_cores
 
     limits = limits or Limits()
     est = get_model(model)
+    track_pattern = "^(" + "|".join(TRACKS) + ")$"
     workers = limits.workers or available_cores()
     max_pending = limits.max_pending
     pool = PredictionPool(model, workers)
@@ -107,7 +108,8 @@ def create_app(model: str | None = None, limits: Limits | None = None):
 
     class PredictRequest(pydantic.BaseModel):
         sequences: list[SequenceIn | str] = pydantic.Field(description="proteins to predict")
-        track: str = pydantic.Field(default="pdb", pattern="^(pdb|nox)$", description="definition of disorder")
+        track: str = pydantic.Field(default="pdb", pattern=track_pattern,
+                                    description="what to predict: " + ", ".join(TRACKS))
         threshold: float | None = pydantic.Field(default=None, ge=0, le=1, description="default: the model's")
         min_length: int = pydantic.Field(default=DEFAULT_MIN_LENGTH, ge=0, le=10_000)
         max_gap: int = pydantic.Field(default=DEFAULT_MAX_GAP, ge=0, le=10_000)
@@ -205,7 +207,7 @@ def create_app(model: str | None = None, limits: Limits | None = None):
                       "415": {"description": "unsupported content type"}, "422": {"description": "invalid input"},
                       "503": {"description": "busy: retry after the Retry-After seconds"}}})
     async def predict(request: Request, format: str = Query("json", pattern="^(json|tsv|csv)$"),
-                      track: str | None = Query(None, pattern="^(pdb|nox)$",
+                      track: str | None = Query(None, pattern=track_pattern,
                                                 description="definition of disorder for text bodies "
                                                             "(JSON bodies name it in the body)")):
         content_type = request.headers.get("content-type", "text/plain").split(";")[0].strip().lower()
@@ -236,8 +238,8 @@ def create_app(model: str | None = None, limits: Limits | None = None):
 
     @app.get("/health", summary="Service status")
     async def health():
-        return {"status": "ok", "version": __version__, "tracks": list(est.tracks), "workers": workers,
-                "pending": pool.pending}
+        return {"status": "ok", "version": __version__, "model": model or "default", "tracks": list(est.tracks),
+                "workers": workers, "pending": pool.pending}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
