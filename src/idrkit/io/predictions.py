@@ -69,8 +69,7 @@ def _parse_caid_text(text: str, source: str, out: dict[str, PredictedResidues]) 
 
 
 def _read_tsv(path: Path, text: str) -> dict[str, PredictedResidues]:
-    lines = [ln.rstrip("\r") for ln in text.lstrip("\ufeff").split("\n")]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    lines = _table_lines(text)
     if not lines or lines[0].split("\t")[:4] != ["id", "position", "residue", "score"]:
         raise InputError(f"{path}: not a prediction file (tsv, caid, csv or json)")
     has_calls = lines[0].split("\t")[4:5] == ["call"]
@@ -89,6 +88,15 @@ def _read_tsv(path: Path, text: str) -> dict[str, PredictedResidues]:
             calls.setdefault(parts[0], []).append(int(parts[4]))
     return {k: PredictedResidues(np.array(v), np.array(calls[k], dtype=np.uint8) if has_calls else None,
                                  "".join(residues[k])) for k, v in scores.items()}
+
+
+def _table_lines(text: str) -> list[str]:
+    """The non-empty lines of a table, less the ``#`` comment lines before its column names (an id may start
+    with ``#``)."""
+    lines = [ln.rstrip("\r") for ln in text.lstrip("\ufeff").split("\n")]
+    lines = [ln for ln in lines if ln]
+    first = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), len(lines))
+    return lines[first:]
 
 
 def _read_json(path: Path, text: str) -> dict[str, PredictedResidues]:
@@ -164,7 +172,7 @@ def read_proteome(path: str | Path) -> ProteomeSummary:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     text = _read_text(path)
-    lines = [ln for ln in text.split("\n") if ln and not ln.startswith("#")]
+    lines = _table_lines(text)
     head = lines[0].split("\t") if lines else []
     if head[:3] == ["id", "length", "fraction_disordered"]:
         rows = [ln.split("\t") for ln in lines[1:]]
