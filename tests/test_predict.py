@@ -56,12 +56,13 @@ def test_estimator_predict_gives_the_calls_of_idrkit_predict(cnn_dir, tiny_recor
 
 def test_dask_local_cluster_equals_local_run(cnn_dir, many_fasta, tmp_path):
     pytest.importorskip("distributed")
-    run(many_fasta, tmp_path / "local.csv", "csv", cnn_dir, block_residues=20000)
-    run(many_fasta, tmp_path / "dask.csv", "csv", cnn_dir, engine="dask", jobs=2, block_residues=20000)
-    assert (tmp_path / "local.csv").read_text() == (tmp_path / "dask.csv").read_text()
+    for fmt in ("csv", "regions"):
+        run(many_fasta, tmp_path / f"local.{fmt}", fmt, cnn_dir, block_residues=20000)
+        run(many_fasta, tmp_path / f"dask.{fmt}", fmt, cnn_dir, engine="dask", jobs=2, block_residues=20000)
+        assert (tmp_path / f"local.{fmt}").read_text() == (tmp_path / f"dask.{fmt}").read_text()
 
 
-@pytest.mark.parametrize("fmt", ["tsv", "json", "caid"])
+@pytest.mark.parametrize("fmt", ["tsv", "json", "caid", "summary"])
 def test_resume_after_interruption(cnn_dir, many_fasta, tmp_path, fmt, monkeypatch):
     full = tmp_path / f"full.{fmt}"
     run(many_fasta, full, fmt, cnn_dir, block_residues=3000)
@@ -84,9 +85,14 @@ def test_resume_after_interruption(cnn_dir, many_fasta, tmp_path, fmt, monkeypat
     if partial.is_file():
         with open(partial, "ab") as fh:
             fh.write(b"p999\t1\tM\t0.5")
+    assert partial.exists()
     monkeypatch.setattr(pr, "predict_block", real)
     stats = run(many_fasta, out, fmt, cnn_dir, block_residues=3000, resume=True)
     assert stats["skipped"] > 0 and stats["written"] == 303
+    if fmt == "summary":  # one row per protein: the same rows in the same order
+        assert out.read_text() == full.read_text()
+        assert not partial.exists()
+        return
     a, b = read_predictions(full), read_predictions(out)
     if fmt == "caid":  # one file per protein: the folder has no order of its own
         assert sorted(a) == sorted(b)
