@@ -26,14 +26,12 @@ import numpy as np
 
 from idrkit.cache import ArrayCache, sequence_hash64
 from idrkit.io import iter_records, read_records
-from idrkit.metrics import pooled_metrics
 from idrkit.models import get_family, load_model
 from idrkit.models.base import model_params
 from idrkit.predict import DEFAULT_MODEL, get_model, weights_digest
 from idrkit.records import Record
-from idrkit.regions import scores_to_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import evaluate_model, load_training, split_holdout, write_card
+from idrkit.train import evaluate_model, load_training, smoothed_fmax_threshold, split_holdout, write_card
 
 STUDENT = {"channels": 16, "layers": 6, "kernel": 5, "dilations": [1, 2, 4, 8, 16, 32], "dropout": 0.0,
            "pos_weight": "none", "lr": 3e-3, "epochs": 6, "patience": 2, "batch_residues": 16384, "crop": 1024,
@@ -68,16 +66,10 @@ def soft_records(seqs, teacher) -> list[Record]:
     return out
 
 
-def smoothed_fmax_threshold(model, records, track: str) -> float:
-    """The threshold whose smoothed calls give the best F1 on pooled labelled records."""
+def fmax_threshold(model, records, track: str) -> float:
+    """The smoothed-calls F-max threshold (0.20-0.80) of the student on pooled labelled records."""
     scores = model.predict_proba([r.sequence for r in records], track=track)
-    labels = [r.labels for r in records]
-    best, best_f1 = 0.5, -1.0
-    for thr in np.round(np.arange(0.20, 0.81, 0.01), 2):
-        f1 = pooled_metrics(labels, scores, calls=[scores_to_calls(s, thr) for s in scores])["f1"]
-        if f1 > best_f1:
-            best, best_f1 = float(thr), f1
-    return best
+    return smoothed_fmax_threshold([r.labels for r in records], scores, track, np.round(np.arange(0.20, 0.81, 0.01), 2))
 
 
 def main(argv=None) -> int:
@@ -114,7 +106,7 @@ def main(argv=None) -> int:
         _, tune = split_holdout(labelled, 0.1, seed=0)
         model = get_family("cnn")(**params, checkpoint_dir=args.checkpoints, progress=True)
         model.fit(soft, valid=tune)
-    model.meta["thresholds"] = {t: smoothed_fmax_threshold(model, [r for r in labelled if r.track == t], t)
+    model.meta["thresholds"] = {t: fmax_threshold(model, [r for r in labelled if r.track == t], t)
                                 for t in ("pdb", "nox")}
     # what the student saw, and what its teacher saw (it learnt that too)
     own = [sequence_hash64(s) for s in seqs + [r.sequence for r in labelled]]

@@ -37,7 +37,8 @@ from idrkit.predict import get_model
 from idrkit.records import Record
 from idrkit.regions import CallOptions, track_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import evaluate_model, homology_folds, load_training, split_holdout, write_card
+from idrkit.train import (evaluate_model, homology_folds, load_training, smoothed_fmax_threshold, split_holdout,
+                          write_card)
 
 PARAMS = {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "epochs": 5, "patience": 2,
           "lr": 2e-3, "seed": 0}
@@ -57,16 +58,6 @@ def plddt_records(files, max_residues: int) -> list[Record]:
     seqs = list(dict.fromkeys(seqs))
     scores = teacher_scores("metapredict-plddt", seqs)
     return [Record(f"u{i}", s, np.asarray(sc, np.float32) / 100, "plddt") for i, (s, sc) in enumerate(zip(seqs, scores))]
-
-
-def smoothed_fmax_threshold(labels, scores, track: str) -> float:
-    best, best_f1 = 0.5, -1.0
-    for thr in np.round(np.arange(0.05, 0.96, 0.01), 2):
-        calls = [track_calls(s, CallOptions(track), thr) for s in scores]
-        f1 = pooled_metrics(labels, scores, calls=calls)["f1"]
-        if f1 > best_f1:
-            best, best_f1 = float(thr), f1
-    return best
 
 
 def main(argv=None) -> int:

@@ -132,6 +132,22 @@ def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, 
     return out
 
 
+def smoothed_fmax_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb",
+                            grid: np.ndarray | None = None) -> float:
+    """The threshold whose calls, region smoothing included (as ``idrkit predict`` makes them), give the best
+    pooled F1; ``grid`` defaults to 0.05 to 0.95 in steps of 0.01."""
+    from .regions import CallOptions, track_calls
+
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2) if grid is None else grid
+    best, best_f1 = 0.5, -1.0
+    for thr in grid:
+        calls = [track_calls(s, CallOptions(track), float(thr)) for s in scores]
+        f1 = pooled_metrics(labels, scores, calls=calls)["f1"]
+        if f1 > best_f1:
+            best, best_f1 = float(thr), f1
+    return best
+
+
 def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pdb",
                    threshold: float | None = None) -> dict:
     """Pooled metrics of a model on labelled records; F1 and MCC are those of the calls ``idrkit predict``

@@ -18,7 +18,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ModelError
 from ..features.encoders import FeatureSpec
-from ..records import SCALED_TRACKS, TRACKS, Record
+from ..records import SCALED_TRACKS, Record
 from ..regions import DEFAULT_MAX_GAP, DEFAULT_MIN_LENGTH, DEFAULT_THRESHOLD, CallOptions, track_calls
 
 FORMAT_VERSION = 2  # 2: model.json holds the feature specification
