@@ -426,3 +426,13 @@ def test_regions_and_summary_agree_with_the_per_residue_output(tmp_path):
     from_tsv, from_summary = read_proteome(tmp_path / "o.tsv"), read_proteome(tmp_path / "o.summary")
     np.testing.assert_allclose(from_tsv.fractions, from_summary.fractions, atol=1e-4)
     assert sorted(from_tsv.region_lengths.tolist()) == [1, 2] and from_summary.longest_only
+
+
+def test_seen_ids_stay_exact_past_a_chunk(monkeypatch):
+    from idrkit.io.readers import SeenIds
+
+    monkeypatch.setattr(SeenIds, "CHUNK", 50)
+    seen = SeenIds()
+    assert all(seen.add(f"p{i}") for i in range(400))
+    assert seen.older.size == 400 and not seen.recent
+    assert not seen.add("p17") and not seen.add("p399") and seen.add("p400") and not seen.add("p400")

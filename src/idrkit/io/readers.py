@@ -248,14 +248,43 @@ def iter_pickle(source: Source | bytes, name: str | None = None) -> Iterator[Rec
 READERS = {"fasta": iter_fasta, "labelled": iter_fasta, "pickle": iter_pickle, "csv": iter_csv}
 
 
+class SeenIds:
+    """The ids read so far, in bounded memory: the latest as strings, older ones as sorted 64-bit hashes
+    (8 bytes each instead of about 70), so that a proteome of millions of proteins stays small."""
+
+    CHUNK = 100_000
+
+    def __init__(self):
+        self.recent: set[str] = set()
+        self.older = np.zeros(0, dtype=np.uint64)
+
+    @staticmethod
+    def _key(rid: str) -> int:
+        return hash(rid) & 0xFFFFFFFFFFFFFFFF
+
+    def add(self, rid: str) -> bool:
+        """Record an id; False when it was seen before."""
+        if rid in self.recent:
+            return False
+        if self.older.size:
+            key = np.uint64(self._key(rid))
+            i = int(np.searchsorted(self.older, key))
+            if i < self.older.size and self.older[i] == key:
+                return False
+        self.recent.add(rid)
+        if len(self.recent) >= self.CHUNK:
+            keys = np.fromiter((self._key(r) for r in self.recent), dtype=np.uint64, count=len(self.recent))
+            self.older = np.union1d(self.older, keys)
+            self.recent = set()
+        return True
+
+
 def _checked(records: Iterator[Record], name: str, check_duplicates: bool, allow_empty: bool) -> Iterator[Record]:
-    seen: set[str] = set()
+    seen = SeenIds()
     n = 0
     for rec in records:
-        if check_duplicates:
-            if rec.id in seen:
-                raise InputError(f"{name}: record '{rec.id}': duplicate id")
-            seen.add(rec.id)
+        if check_duplicates and not seen.add(rec.id):
+            raise InputError(f"{name}: record '{rec.id}': duplicate id")
         n += 1
         yield rec
     if not n and not allow_empty:
