@@ -45,19 +45,25 @@ PARAMS = {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "
 FUNCTION_TRACKS = ("binding", "linker")
 
 
-def plddt_records(files, max_residues: int) -> list[Record]:
-    """Unlabelled proteins with metapredict's pLDDT / 100 as soft labels (track ``plddt``)."""
-    seqs = []
+def plddt_records(files, max_residues: int) -> tuple[list[Record], list[dict]]:
+    """Unlabelled proteins with metapredict's pLDDT / 100 as soft labels (track ``plddt``), and the files."""
+    from idrkit.train import file_sha256
+
+    seqs, described = [], []
     for path in files:
-        total = 0
+        total, n = 0, 0
         for rec in iter_records(path, check_duplicates=False):
             if total + len(rec) > max_residues // len(files):
                 break
             seqs.append(rec.sequence)
             total += len(rec)
+            n += 1
+        described.append({"path": str(path), "track": "plddt (metapredict predict_pLDDT / 100)",
+                          "sha256": file_sha256(path), "proteins": n, "kept_after_dedup": n})
     seqs = list(dict.fromkeys(seqs))
     scores = teacher_scores("metapredict-plddt", seqs)
-    return [Record(f"u{i}", s, np.asarray(sc, np.float32) / 100, "plddt") for i, (s, sc) in enumerate(zip(seqs, scores))]
+    records = [Record(f"u{i}", s, np.asarray(sc, np.float32) / 100, "plddt") for i, (s, sc) in enumerate(zip(seqs, scores))]
+    return records, described
 
 
 def main(argv=None) -> int:
@@ -78,7 +84,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     labelled, files = load_training(args.train)
-    soft = plddt_records(args.plddt_train, args.plddt_residues)
+    soft, soft_files = plddt_records(args.plddt_train, args.plddt_residues)
     print(f"{len(labelled)} labelled records, {len(soft)} pLDDT proteins ({time.time() - t0:.0f} s)", flush=True)
     # folds over unique sequences, so that a protein's tracks are held out together
     unique = list(dict.fromkeys(r.sequence for r in labelled))
@@ -158,14 +164,15 @@ def main(argv=None) -> int:
     model.arrays["train_sequence_hash"] = np.array(sorted({sequence_hash64(r.sequence) for r in labelled + soft}),
                                                    dtype=np.uint64)
     card = {"family": "cnn", "idrkit_version": "0.1.0", "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "training_files": files + [{"path": p, "track": "plddt (metapredict predict_pLDDT / 100)", "sha256": "",
-                                        "kept_after_dedup": 0} for p in args.plddt_train],
+            "training_files": files + soft_files,
             "teacher": "metapredict-plddt (pLDDT track only)", "params": PARAMS,
             "thresholds": model.meta["thresholds"],
             "threshold_rule": f"per track, the threshold whose smoothed calls give the best pooled F1 on the "
                               f"out-of-fold predictions of {args.folds} MMseqs2-clustered folds (30% identity) of "
                               "the labelled proteins; plddt: 0.7 (pLDDT 70)",
-            "folds": figures, "validation": {}, "training_seconds": time.time() - t0}
+            "folds": figures, "validation": {},
+            # fold and final models trained earlier (kept in --work) count with their epochs' time
+            "training_seconds": time.time() - t0 + sum(h["seconds"] for h in model.meta.get("history", []))}
     if args.valid:
         card["validation"][f"{Path(args.valid).name} (pdb track)"] = evaluate_model(
             model, read_records(args.valid, require_labels=True), "pdb")
