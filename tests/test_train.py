@@ -77,3 +77,19 @@ def test_train_model_writes_card_hashes_and_thresholds(tmp_path, tiny_records):
     assert shared_sequences(model, [r.sequence for r in tiny_records]) == list(range(30))
     with pytest.raises(InputError, match="validation sequences are also in the training data"):
         train_model("cnn", [str(data)], tmp_path / "m2", valid=data, params=params, holdout=0)
+
+
+def test_thresholds_from_out_of_fold_predictions(tmp_path, tiny_records):
+    """--threshold-folds K: every labelled protein is predicted once by a fold model that did not see it."""
+    pytest.importorskip("torch")
+    from idrkit.cli import main
+
+    data = write_labelled(tmp_path / "t.fasta", tiny_records[:30])
+    assert main(["train", "--model", "cnn", "--train", f"pdb:{data}", f"nox:{data}", "--out", str(tmp_path / "m"),
+                 "--no-homology-split", "--threshold-folds", "3", "--param", "channels=8", "--param", "layers=2",
+                 "--param", "epochs=1", "--param", "progress=false"]) == 0
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert "out-of-fold predictions of 3 homology folds" in card["threshold_rule"]
+    assert {t: m["proteins"] for t, m in card["threshold_folds"].items()} == {"pdb": 30, "nox": 30}
+    assert set(card["thresholds"]) == {"pdb", "nox"} and all(0 < v < 1 for v in card["thresholds"].values())
+    assert "## Out-of-fold figures" in (tmp_path / "m" / "card.md").read_text()

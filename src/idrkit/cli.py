@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of training proteins held out for early stopping and threshold choice")
     p.add_argument("--no-homology-split", action="store_true",
                    help="hold out proteins at random instead of by MMseqs2 clusters")
+    p.add_argument("--threshold-folds", type=count, default=0, metavar="K",
+                   help="choose thresholds on pooled out-of-fold predictions of K homology folds (K more models "
+                        "are trained) instead of the held-out part")
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("distil", help="train a student on a teacher's scores (and optionally labels)",
@@ -145,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-unlabelled", type=count, default=0, help="use at most this many unlabelled proteins")
     p.add_argument("--holdout", type=float, default=0.1)
     p.add_argument("--no-homology-split", action="store_true")
+    p.add_argument("--threshold-folds", type=count, default=0, metavar="K",
+                   help="choose thresholds on pooled out-of-fold predictions of K homology folds")
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="score predictions against a labelled file",
@@ -259,7 +264,7 @@ def cmd_train(args) -> int:
 
     model, card = train_model(args.model, args.train, args.out, valid=args.valid,
                               params=_parse_params(args.param), holdout=args.holdout, seed=args.seed,
-                              homology_split=not args.no_homology_split)
+                              homology_split=not args.no_homology_split, threshold_folds=args.threshold_folds)
     print(f"saved {args.model} model to {args.out} ({card['training_seconds']:.0f} s)", file=sys.stderr)
     for name, figs in card["validation"].items():
         print(f"{name}: " + ", ".join(f"{k}={figs[k]:.3f}" for k in ("auc", "ap", "fmax", "mcc", "f1")))
@@ -271,7 +276,8 @@ def cmd_distil(args) -> int:
 
     model, card = distil_model(args.teacher, args.unlabelled, args.train, args.model, args.out, valid=args.valid,
                                params=_parse_params(args.param), holdout=args.holdout, seed=args.seed,
-                               homology_split=not args.no_homology_split, max_unlabelled=args.max_unlabelled)
+                               homology_split=not args.no_homology_split, max_unlabelled=args.max_unlabelled,
+                               threshold_folds=args.threshold_folds)
     print(f"saved {args.model} student of {args.teacher} to {args.out} ({card['training_seconds']:.0f} s)",
           file=sys.stderr)
     for name, figs in card["validation"].items():

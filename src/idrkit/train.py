@@ -20,6 +20,7 @@ from .io.readers import iter_records, read_records
 from .models import Estimator, get_family
 from .models.base import resolve_threshold
 from .records import TRACKS
+from .regions import CallOptions, track_calls
 from .records import Record
 
 _DISPROT = re.compile(r"(DP\d{5})")
@@ -119,25 +120,47 @@ def split_holdout(records: Sequence[Record], holdout: float, seed: int = 0,
 
 
 def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, float]:
-    """Per track, the threshold that maximises F1 on held-out records (F-max threshold)."""
+    """Per track, the threshold whose smoothed calls give the best F1 on held-out records."""
     out = {}
     for track in model.tracks:
         recs = [r for r in records if r.track == track and r.labels is not None]
-        if not recs:
-            continue
-        scores = model.predict_proba([r.sequence for r in recs], track=track)
-        m = pooled_metrics([r.labels for r in recs], scores)
-        if np.isfinite(m["fmax_threshold"]):
-            out[track] = float(m["fmax_threshold"])
+        if recs:
+            scores = model.predict_proba([r.sequence for r in recs], track=track)
+            out[track] = smoothed_fmax_threshold([r.labels for r in recs], scores, track)
     return out
+
+
+def out_of_fold_thresholds(family: str, params: dict | None, labelled: Sequence[Record], extra: Sequence[Record],
+                           folds: int, seed: int = 0, homology_split: bool = True) -> tuple[dict, dict]:
+    """Thresholds from pooled out-of-fold predictions: ``folds`` homology folds of the labelled proteins, a
+    model per fold trained on the others (plus ``extra``), every protein predicted once by a model that did
+    not see it; per track, the smoothed F-max threshold. Returns the thresholds and, per track, the pooled
+    figures at them."""
+    fold_of = homology_folds(labelled, k=folds, seed=seed, use_mmseqs=homology_split)
+    pooled: dict[str, tuple[list, list]] = {}
+    for k in range(folds):
+        model, _, _ = fit_with_holdout(family, params, [r for r, f in zip(labelled, fold_of) if f != k], extra,
+                                       seed=seed, homology_split=homology_split)
+        held = [r for r, f in zip(labelled, fold_of) if f == k]
+        for track in model.tracks:
+            recs = [r for r in held if r.track == track]
+            if recs:
+                labels, scores = pooled.setdefault(track, ([], []))
+                labels += [r.labels for r in recs]
+                scores += model.predict_proba([r.sequence for r in recs], track=track)
+    thresholds, figures = {}, {}
+    for track, (labels, scores) in pooled.items():
+        thresholds[track] = smoothed_fmax_threshold(labels, scores, track)
+        calls = [track_calls(s, CallOptions(track), thresholds[track]) for s in scores]
+        m = pooled_metrics(labels, scores, calls=calls)
+        figures[track] = {k: m[k] for k in ("auc", "ap", "fmax", "f1", "mcc", "proteins")}
+    return thresholds, figures
 
 
 def smoothed_fmax_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb",
                             grid: np.ndarray | None = None) -> float:
     """The threshold whose calls, region smoothing included (as ``idrkit predict`` makes them), give the best
     pooled F1; ``grid`` defaults to 0.05 to 0.95 in steps of 0.01."""
-    from .regions import CallOptions, track_calls
-
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2) if grid is None else grid
     best, best_f1 = 0.5, -1.0
     for thr in grid:
@@ -179,6 +202,12 @@ def write_card(folder: Path, card: dict) -> None:
         rule = card.get("threshold_rule") or (f"F-max on the held-out {card.get('holdout_fraction', 0):.0%} of the "
                                               "training proteins")
         lines += [f"Thresholds ({rule}): {card['thresholds']}", ""]
+    if card.get("threshold_folds"):
+        lines += ["## Out-of-fold figures (the calls at these thresholds)", "",
+                  "| track | proteins | AUC | AP | F-max | F1 | MCC |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {t} | {m['proteins']} | {m['auc']:.4f} | {m['ap']:.4f} | {m['fmax']:.4f} | {m['f1']:.4f} | "
+                  f"{m['mcc']:.4f} |" for t, m in card["threshold_folds"].items()]
+        lines.append("")
     for name, figs in card.get("validation", {}).items():
         lines += [f"## Validation: {name}", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in figs.items()]
@@ -189,29 +218,39 @@ def write_card(folder: Path, card: dict) -> None:
 
 
 def fit_with_holdout(family: str, params: dict | None, labelled: Sequence[Record], extra: Sequence[Record] = (),
-                     holdout: float = 0.1, seed: int = 0, homology_split: bool = True
+                     holdout: float = 0.1, seed: int = 0, homology_split: bool = True, threshold_folds: int = 0
                      ) -> tuple[Estimator, list[Record], list[Record]]:
     """Fit a family on labelled records (plus ``extra``, e.g. teacher-scored ones) with a held-out part.
 
-    The held-out part (by homology cluster) drives early stopping and sets the thresholds; returns the
-    model and the (train, held-out) split.
+    The held-out part (by homology cluster) drives early stopping and, unless ``threshold_folds`` > 1, sets
+    the thresholds; with ``threshold_folds`` K the thresholds come from pooled out-of-fold predictions of K
+    more models (:func:`out_of_fold_thresholds`). Returns the model and the (train, held-out) split.
     """
     model = get_family(family)(**(params or {}))
     train, tune = split_holdout(labelled, holdout, seed, homology_split)
     model.fit(list(extra) + train, valid=tune or None)
-    if tune:
+    if threshold_folds > 1:
+        thresholds, figures = out_of_fold_thresholds(family, params, labelled, extra, threshold_folds, seed,
+                                                     homology_split)
+        model.meta["thresholds"] = thresholds
+        model.meta["threshold_rule"] = (f"per track, the smoothed F-max threshold of pooled out-of-fold predictions "
+                                        f"of {threshold_folds} homology folds of the labelled proteins")
+        model.meta["threshold_folds"] = figures
+    elif tune:
         model.meta["thresholds"] = choose_thresholds(model, tune)
     return model, train, tune
 
 
 def train_model(family: str, train_specs: Sequence[str], out: str | Path, valid: str | Path | None = None,
                 params: dict | None = None, holdout: float = 0.1, seed: int = 0,
-                homology_split: bool = True, extra_card: dict | None = None) -> tuple[Estimator, dict]:
-    """Train a family on labelled files, pick thresholds on a held-out part, save model and card."""
+                homology_split: bool = True, extra_card: dict | None = None,
+                threshold_folds: int = 0) -> tuple[Estimator, dict]:
+    """Train a family on labelled files, pick thresholds (a held-out part, or out-of-fold predictions of
+    ``threshold_folds`` homology folds), save model and card."""
     t0 = time.time()
     records, files = load_training(train_specs)
     model, train, tune = fit_with_holdout(family, params, records, holdout=holdout, seed=seed,
-                                          homology_split=homology_split)
+                                          homology_split=homology_split, threshold_folds=threshold_folds)
     return model, _finish(model, family, files, records, train, tune, holdout, homology_split, valid, out, t0,
                           extra_card)
 
@@ -248,12 +287,13 @@ def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: in
 def distil_model(teacher: str, unlabelled: Sequence[str], train_specs: Sequence[str], family: str,
                  out: str | Path, valid: str | Path | None = None, params: dict | None = None,
                  holdout: float = 0.1, seed: int = 0, homology_split: bool = True,
-                 max_unlabelled: int = 0) -> tuple[Estimator, dict]:
+                 max_unlabelled: int = 0, threshold_folds: int = 0) -> tuple[Estimator, dict]:
     """Train a student on a teacher's scores for unlabelled sequences, with or without labelled files."""
     t0 = time.time()
     soft, soft_files = teacher_records(teacher, unlabelled, max_unlabelled, seed)
     labelled, files = load_training(train_specs) if train_specs else ([], [])
-    model, train, tune = fit_with_holdout(family, params, labelled, soft, holdout, seed, homology_split)
+    model, train, tune = fit_with_holdout(family, params, labelled, soft, holdout, seed, homology_split,
+                                          threshold_folds)
     return model, _finish(model, family, files + soft_files, labelled + soft, train, tune, holdout,
                           homology_split, valid, out, t0, {"teacher": teacher})
 
@@ -281,6 +321,10 @@ def _finish(model, family, files, records, train, tune, holdout, homology_split,
         "holdout_fraction": holdout if tune else 0.0,
         "homology_split": bool(homology_split and tune),
         "thresholds": model.meta.get("thresholds", {}),
+        "threshold_rule": model.meta.get("threshold_rule") or (
+            f"per track, the smoothed F-max threshold on the held-out {holdout:.0%} of the training proteins"
+            if tune else "none chosen (0.5)"),
+        "threshold_folds": model.meta.get("threshold_folds", {}),
         "training_sequences": len(train),
         "validation": {},
     }
