@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["tsv", "caid", "csv", "json", "fasta", "regions", "summary"], default=None,
                    help="output format (default: from the output name's extension, else tsv); regions: one row "
                         "per predicted region; summary: one row per protein")
-    p.add_argument("--model", default=None, help="trained model folder (default: the shipped default model)")
+    p.add_argument("--model", default=None,
+                   help="a shipped model (default, fast, function: see idrkit models) or a trained model folder "
+                        "(default: default)")
     p.add_argument("--track", choices=TRACKS, default="pdb",
                    help="what to predict: disorder (pdb, the default, or nox), binding or linker regions, or "
                         "plddt (a predicted AlphaFold pLDDT), among the tracks the model has")
@@ -187,13 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "written to OUTDIR/proteome.png (or .svg)")
     p.add_argument("--format", choices=["png", "svg"], default="png")
     p.add_argument("--ids", nargs="*", default=None, help="only these protein ids")
-    p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
+    p.add_argument("--model", default=None, help="a shipped model name or a model folder (default: default)")
     p.add_argument("--track", choices=TRACKS, default="pdb")
     _add_region_options(p)
 
     p = sub.add_parser("serve", help="start the web page and HTTP API on 127.0.0.1",
                        description="Serve the page at / and the API at /predict (OpenAPI at /docs).")
-    p.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
+    p.add_argument("--model", default=None, help="a shipped model name or a model folder (default: default)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=port, default=8000)
     p.add_argument("--workers", type=count, default=0,
