@@ -1,0 +1,70 @@
+"""Fidelity to metapredict v3 on proteins no shipped model saw: how much of the teacher a student keeps.
+
+For a few unlabelled proteomes that no shipped model was trained on (the default distilled from E. coli,
+fly, human, P. falciparum, S. pombe and yeast; ``fast`` from four of those), each predictor's scores are
+compared with metapredict v3's, residue by residue: Pearson r pooled over residues, r of per-protein means,
+and the mean absolute difference. No labels are needed. Rows: each idrkit model's ``pdb`` track, the
+default's ``teacher`` head (its copy of v3), and metapredict v2.
+
+    python benchmarks/fidelity.py --fasta ../shared/data/unlabelled/calbicans_SC5314.fasta \\
+        ../shared/data/unlabelled/tbrucei_UP000008524.fasta ../shared/data/unlabelled/osativa_ppi.fasta
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from idrkit.io import iter_records
+from idrkit.predict import get_model
+from idrkit.teachers import teacher_scores
+
+
+def first_proteins(path: str, n: int) -> list[str]:
+    seqs = []
+    for rec in iter_records(path, check_duplicates=False):
+        seqs.append(rec.sequence)
+        if len(seqs) == n:
+            break
+    return seqs
+
+
+def fidelity(reference: list[np.ndarray], scores: list[np.ndarray]) -> dict:
+    a, b = np.concatenate(reference), np.concatenate(scores)
+    return {"r_residues": float(np.corrcoef(a, b)[0, 1]),
+            "r_protein_means": float(np.corrcoef([x.mean() for x in reference], [y.mean() for y in scores])[0, 1]),
+            "mean_abs_diff": float(np.mean(np.abs(a - b)))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fasta", nargs="+", required=True)
+    ap.add_argument("--proteins", type=int, default=1000, help="the first N proteins of each file")
+    ap.add_argument("--models", nargs="+", default=["default", "fast", "function"])
+    args = ap.parse_args(argv)
+    seqs = [s for path in args.fasta for s in first_proteins(path, args.proteins)]
+    seqs = list(dict.fromkeys(seqs))
+    print(f"{len(seqs)} proteins, {sum(map(len, seqs)):,} residues from "
+          + ", ".join(Path(p).name for p in args.fasta))
+    v3 = teacher_scores("metapredict-v3", seqs)
+    rows = {}
+    for name in args.models:
+        model = get_model(name)
+        rows[f"idrkit {name} (pdb track)"] = model.predict_proba(seqs, track="pdb")
+        if "teacher" in getattr(model, "heads", []):
+            rows[f"idrkit {name} (teacher head)"] = model._predict_index(seqs, model.heads.index("teacher"))
+    rows["metapredict v2"] = teacher_scores("metapredict-v2", seqs)
+    print(f"{'predictor against metapredict v3':<34} {'r (residues)':>12} {'r (protein means)':>18} {'mean |diff|':>12}")
+    for name, scores in rows.items():
+        f = fidelity(v3, [np.asarray(s, dtype=np.float64) for s in scores])
+        print(f"{name:<34} {f['r_residues']:>12.4f} {f['r_protein_means']:>18.4f} {f['mean_abs_diff']:>12.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    from idrkit.errors import run_main
+
+    sys.exit(run_main(main, "fidelity.py"))
