@@ -281,8 +281,7 @@ def test_tsv_calls_are_read_back_and_bad_files_named(tmp_path):
 
 # ----------------------------------------------------------------------------------- property-based tests
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402  (the [test] extra)
 from hypothesis import strategies as st  # noqa: E402
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
