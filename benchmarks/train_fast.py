@@ -25,35 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.cache import ArrayCache, sequence_hash64
-from idrkit.io import iter_records, read_records
+from idrkit.io import read_records
 from idrkit.models import get_family, load_model
 from idrkit.models.base import model_params
 from idrkit.predict import DEFAULT_MODEL, get_model, weights_digest
 from idrkit.records import Record
 from idrkit.teachers import teacher_scores
-from idrkit.train import evaluate_model, load_training, smoothed_fmax_threshold, split_holdout, write_card
+from idrkit.train import (evaluate_model, first_proteins, load_training, smoothed_fmax_threshold, split_holdout,
+                          write_card)
 
 STUDENT = {"channels": 16, "layers": 6, "kernel": 5, "dilations": [1, 2, 4, 8, 16, 32], "dropout": 0.0,
            "pos_weight": "none", "lr": 3e-3, "epochs": 6, "patience": 2, "batch_residues": 16384, "crop": 1024,
            "seed": 0}
-
-
-def unlabelled_sequences(files, max_residues: int) -> tuple[list[str], list[dict]]:
-    """The first proteins of each file, up to an equal share of ``max_residues``, and the files' descriptions."""
-    from idrkit.train import file_sha256
-
-    seqs, described = [], []
-    for path in files:
-        per_file, n = 0, 0
-        for rec in iter_records(path, check_duplicates=False):
-            if per_file + len(rec) > max_residues // len(files):
-                break
-            seqs.append(rec.sequence)
-            per_file += len(rec)
-            n += 1
-        described.append({"path": str(path), "track": "teacher (default model, pdb and nox)",
-                          "sha256": file_sha256(path), "proteins": n, "kept_after_dedup": n})
-    return list(dict.fromkeys(seqs)), described
 
 
 def soft_records(seqs, teacher) -> list[Record]:
@@ -94,7 +77,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     params = {**STUDENT, **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}}
     teacher = get_model(None)
-    seqs, unlabelled_files = unlabelled_sequences(args.unlabelled, args.max_residues)
+    seqs, unlabelled_files = first_proteins(args.unlabelled, args.max_residues, "teacher (default model, pdb and nox)")
     labelled, files = load_training(args.train)
     if args.trained:
         model = load_model(args.trained)

@@ -37,8 +37,8 @@ from idrkit.predict import get_model
 from idrkit.records import Record
 from idrkit.regions import CallOptions, track_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import (evaluate_model, homology_folds, load_training, smoothed_fmax_threshold, split_holdout,
-                          write_card)
+from idrkit.train import (evaluate_model, first_proteins, homology_folds, load_training, smoothed_fmax_threshold,
+                          split_holdout, write_card)
 
 PARAMS = {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "epochs": 5, "patience": 2,
           "lr": 2e-3, "seed": 0}
@@ -47,20 +47,7 @@ FUNCTION_TRACKS = ("binding", "linker")
 
 def plddt_records(files, max_residues: int) -> tuple[list[Record], list[dict]]:
     """Unlabelled proteins with metapredict's pLDDT / 100 as soft labels (track ``plddt``), and the files."""
-    from idrkit.train import file_sha256
-
-    seqs, described = [], []
-    for path in files:
-        total, n = 0, 0
-        for rec in iter_records(path, check_duplicates=False):
-            if total + len(rec) > max_residues // len(files):
-                break
-            seqs.append(rec.sequence)
-            total += len(rec)
-            n += 1
-        described.append({"path": str(path), "track": "plddt (metapredict predict_pLDDT / 100)",
-                          "sha256": file_sha256(path), "proteins": n, "kept_after_dedup": n})
-    seqs = list(dict.fromkeys(seqs))
+    seqs, described = first_proteins(files, max_residues, "plddt (metapredict predict_pLDDT / 100)")
     scores = teacher_scores("metapredict-plddt", seqs)
     records = [Record(f"u{i}", s, np.asarray(sc, np.float32) / 100, "plddt") for i, (s, sc) in enumerate(zip(seqs, scores))]
     return records, described

@@ -255,6 +255,23 @@ def train_model(family: str, train_specs: Sequence[str], out: str | Path, valid:
                           extra_card)
 
 
+def first_proteins(files: Sequence[str | Path], max_residues: int, track: str) -> tuple[list[str], list[dict]]:
+    """The first proteins of each file, up to an equal share of ``max_residues`` (distinct sequences), and
+    each file's description for a model card (``track`` says what the student learns from it)."""
+    seqs, described = [], []
+    for path in files:
+        per_file, n = 0, 0
+        for rec in iter_records(path, check_duplicates=False):
+            if per_file + len(rec) > max_residues // len(files):
+                break
+            seqs.append(rec.sequence)
+            per_file += len(rec)
+            n += 1
+        described.append({"path": str(path), "track": track, "sha256": file_sha256(path), "proteins": n,
+                          "kept_after_dedup": n})
+    return list(dict.fromkeys(seqs)), described
+
+
 def teacher_records(teacher: str, files: Sequence[str | Path], max_sequences: int = 0, seed: int = 0,
                     progress: bool = False) -> tuple[list[Record], list[dict]]:
     """Unlabelled sequences with a teacher's scores as soft labels (track ``teacher``), cached on disk."""
