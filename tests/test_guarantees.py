@@ -118,6 +118,10 @@ CASES = {
                                   ["predict", "x.pkl", "-o", "o.tsv"], 2, "expected a list of records"),
     "csv id with a tab": (lambda t: _write(t / "x.csv", 'proteinID,sequence\n"a\tb",MKV\n') and
                           ["predict", "x.csv", "-o", "o.tsv"], 2, "control character"),
+    "id longer than 1,000 characters": (lambda t: _write(t / "x.fasta", ">" + "a" * 1001 + "\nMKV\n") and
+                                        ["predict", "x.fasta", "-o", "o.tsv"], 2, "id longer than 1000 characters"),
+    "id with a control character": (lambda t: _write(t / "x.fasta", ">a\x01b\nMKV\n") and
+                                    ["predict", "x.fasta", "-o", "o.tsv"], 2, "control character"),
     "csv row of the wrong width": (lambda t: _write(t / "x.csv", "proteinID,sequence\na,MKV,1\n") and
                                    ["predict", "x.csv", "-o", "o.tsv"], 2, "3 fields, expected 2"),
     "model folder that is not one": (lambda t: (t / "m").mkdir() or
