@@ -175,11 +175,11 @@ def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pd
                    threshold: float | None = None) -> dict:
     """Pooled metrics of a model on labelled records; F1 and MCC are those of the calls ``idrkit predict``
     makes (the stored threshold unless one is given, region smoothing included)."""
-    seqs = [r.sequence for r in records]
-    scores = model.predict_proba(seqs, track=track)
-    calls = model.predict(seqs, threshold, track)  # the calls idrkit predict makes: smoothed regions
-    return pooled_metrics([r.labels for r in records], scores, calls=calls,
-                          threshold=resolve_threshold(model, track, threshold))
+    scores = model.predict_proba([r.sequence for r in records], track=track)
+    thr = resolve_threshold(model, track, threshold)
+    # the calls idrkit predict makes (smoothed regions), from the same scores: one pass of the model
+    calls = [track_calls(s, CallOptions(track, threshold), thr) for s in scores]
+    return pooled_metrics([r.labels for r in records], scores, calls=calls, threshold=thr)
 
 
 def write_card(folder: Path, card: dict) -> None:
