@@ -89,8 +89,8 @@ class CallOptions:
 def track_calls(scores: np.ndarray, options: CallOptions, threshold: float) -> np.ndarray:
     """Smoothed calls of a track: score >= threshold, or for ``plddt`` (0-100) pLDDT below threshold * 100."""
     if options.track in SCALED_TRACKS:
-        low = 1.0 - np.asarray(scores, dtype=np.float64) / SCALED_TRACKS[options.track]
-        return scores_to_calls(low, 1.0 - threshold + 1e-9, options.min_length, options.max_gap)
+        low = np.asarray(scores) <= threshold * SCALED_TRACKS[options.track]
+        return smooth_calls(low, options.min_length, options.max_gap)
     return scores_to_calls(scores, threshold, options.min_length, options.max_gap)
 
 
