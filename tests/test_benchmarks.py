@@ -106,9 +106,67 @@ def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path):
     missing = tmp_path / "missing.fasta"
     for script, args in [("students", ["--train", f"pdb:{missing}", "--valid", str(missing), "--unlabelled",
                                        str(missing), "--no-baselines"]),
-                         ("heldout_tracks", ["--model", str(tmp_path / "no-model"), "--train", f"pdb:{missing}"])]:
+                         ("heldout_tracks", ["--model", str(tmp_path / "no-model"), "--train", f"pdb:{missing}"]),
+                         ("fold_recipe", ["train", "--pack", str(missing), "--out", str(tmp_path / "o")]),
+                         ("select_models", ["--runs", str(missing), "--train", f"pdb:{missing}", "--valid",
+                                            str(missing)]),
+                         ("function_stack", ["--runs", str(missing), "--candidate", "c", "--binding", str(missing),
+                                             "--binding-idr", str(missing), "--linker", str(missing)]),
+                         ("lstm_speed", ["--fasta", str(missing)])]:
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0
         assert "Traceback" not in proc.stderr
         assert f"{script}.py: error:" in proc.stderr and "missing.fasta" in proc.stderr
+
+
+def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_path, monkeypatch, capsys):
+    """pack -> train per fold -> select: out-of-fold scores come from the model of each protein's fold, the
+    thresholds shipped are the out-of-fold ones, and the card says how the model was chosen."""
+    import pickle
+
+    from idrkit import train
+    from idrkit.models import load_model
+
+    monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
+    real_folds = train.homology_folds
+    monkeypatch.setattr(train, "homology_folds", lambda recs, k, seed=0: real_folds(recs, k=k, seed=seed,
+                                                                                     use_mmseqs=False))
+    pdb = write_labelled(tmp_path / "pdb.fasta", tiny_records[:20])
+    nox = write_labelled(tmp_path / "nox.fasta", tiny_records[20:36])
+    valid = write_labelled(tmp_path / "valid.fasta", tiny_records[36:])
+    unl = tmp_path / "unl.fasta"
+    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[:30]))
+    recipe, select = _load("fold_recipe"), _load("select_models")
+    pack, out = tmp_path / "pack.npz", tmp_path / "models"
+    assert recipe.main(["pack", "--out", str(pack), "--folds", "2", "--train", f"pdb:{pdb}", f"nox:{nox}",
+                        "--unlabelled", str(unl), "--teacher", str(cnn_dir)]) == 0
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(out), "--archs", "ctx32", "--variants",
+                        "unweighted", "--distil-epochs", "1", "--snapshots", "1", "--set", "channels=8", "layers=2",
+                        "--workers", "1", "--batch-residues", "4096"]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["ctx32-distilled", "ctx32-unweighted-e1-all", "ctx32-unweighted-e1-fold0",
+                     "ctx32-unweighted-e1-fold1"]
+    folds = json.loads((out / "folds.json").read_text())
+    assert len(folds) == 36 and {f["fold"] for f in folds} == {0, 1}
+
+    ship, dump = tmp_path / "shipped", tmp_path / "scores.pkl"
+    assert select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
+                        "--models", str(cnn_dir), "--baselines", str(cnn_dir), "--bootstrap", "20", "--ensemble",
+                        "--markdown", str(tmp_path / "t.md"), "--dump", str(dump), "--ship", str(ship)]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "**ctx32-unweighted-e1**" in table and "minus" in table and "| mean of the 1 candidates |" in table
+    assert "(reference) |" in table  # the chosen candidate averaged with the first baseline
+    d = pickle.load(open(dump, "rb"))
+    # the out-of-fold scores of fold 1's NOX proteins are fold 1's model's predictions of them
+    nox_ids = [f["id"] for f in folds if f["track"] == "nox"]
+    in_fold1 = [i for i, f in enumerate(f for f in folds if f["track"] == "nox") if f["fold"] == 1]
+    model1 = load_model(out / "ctx32-unweighted-e1-fold1")
+    seqs = {r.id: r.sequence for r in tiny_records}
+    direct = model1.predict_proba([seqs[nox_ids[i]] for i in in_fold1], track="nox")
+    for i, s in zip(in_fold1, direct):
+        np.testing.assert_allclose(d["oof"]["ctx32-unweighted-e1"]["nox"][i], s, rtol=1e-6)
+    shipped = load_model(ship)
+    assert shipped.meta["thresholds"] == d["thresholds"]["ctx32-unweighted-e1"]
+    card = (ship / "card.md").read_text()
+    assert "out-of-fold" in card and "2 MMseqs2 folds" in card and "Chosen as: candidate 'ctx32-unweighted-e1'" in card

@@ -185,8 +185,9 @@ def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pd
 def write_card(folder: Path, card: dict) -> None:
     """The model card as ``card.json`` and a human-readable ``card.md``."""
     (folder / "card.json").write_text(json.dumps(card, indent=2, default=str))
-    lines = [f"# idrkit model: {card['family']}", "", f"Trained {card['trained_at']} with idrkit {card['idrkit_version']} "
-             f"in {card['training_seconds']:.0f} s.", "", "## Training data", "",
+    took = f" in {card['training_seconds']:.0f} s" if card.get("training_seconds") else ""
+    lines = [f"# idrkit model: {card['family']}", "", f"Trained {card['trained_at']} with idrkit {card['idrkit_version']}"
+             f"{took}.", "", "## Training data", "",
              "| file | track | proteins kept | sha256 |", "|---|---|---|---|"]
     for f in card["training_files"]:
         lines.append(f"| {f['path']} | {f['track']} | {f['kept_after_dedup']} | `{f['sha256'][:16]}…` |")
@@ -197,6 +198,8 @@ def write_card(folder: Path, card: dict) -> None:
         lines += ["", f"Started from `{start['path']}` (weights sha256 `{start['weights_sha256'][:16]}…`, trained "
                       f"{start['trained_at']}, {start['epochs']} epochs on {', '.join(start['training_files'])})."]
         start = start.get("started_from")
+    if card.get("chosen_as"):
+        lines += ["", f"Chosen as: {card['chosen_as']}."]
     lines += ["", "## Parameters", "", "```json", json.dumps(card["params"], indent=2), "```", ""]
     if card.get("thresholds"):
         rule = card.get("threshold_rule") or (f"F-max on the held-out {card.get('holdout_fraction', 0):.0%} of the "
