@@ -19,54 +19,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from idrkit.errors import InputError, run_main
-from idrkit.features.encoders import FeatureSpec, featurize_many
+from idrkit.features.encoders import featurize_many
 from idrkit.io import read_records
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
-
-HEADS = ("pdb", "nox", "teacher")
-SEQUENCE = FeatureSpec(composition_windows=[15], scale_windows=[9, 21], entropy_windows=[15], charge_windows=[15],
-                       one_hot=False, position=True)
-
-
-def window_mean(x: np.ndarray, w: int) -> np.ndarray:
-    pad = np.pad(x, (w // 2, w // 2), mode="edge")
-    return np.convolve(pad, np.ones(w) / w, mode="valid")
+from idrkit.models.stack import DISORDER_HEADS, SEQUENCE_SPEC, Stack, fit_logistic, logistic, stack_features
+from idrkit.regions import CallOptions, track_calls
+from idrkit.train import file_sha256, smoothed_fmax_threshold, write_card
 
 
-def residue_features(scores: dict[str, np.ndarray], seq_feats: np.ndarray, interactions: bool) -> np.ndarray:
-    cols = []
-    for h in HEADS:
-        x = scores[h]
-        cols += [x] + [window_mean(x, w) for w in (9, 21, 51, 151)] + [x - window_mean(x, w) for w in (21, 51, 151)]
-    out = np.hstack([np.stack(cols, 1), seq_feats])
-    if interactions:
-        nox, nox21 = scores["nox"][:, None], window_mean(scores["nox"], 21)[:, None]
-        out = np.hstack([out, seq_feats * nox, seq_feats * nox21])
-    return out
-
-
-def fit_logistic(xs: list[np.ndarray], ys: list[np.ndarray], l2: float):
-    """An L2-penalised logistic regression (Newton's method) on standardised features; returns predict(x)."""
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    keep = y >= 0
-    x, y = x[keep], y[keep].astype(np.float64)
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    xb = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
-    beta = np.zeros(xb.shape[1])
-    penalty = np.r_[np.full(xb.shape[1] - 1, l2), 0.0]
-    for _ in range(30):
-        p = 1 / (1 + np.exp(-xb @ beta))
-        grad = xb.T @ (p - y) + penalty * beta
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-9)
-        beta -= np.linalg.solve(hess, grad)
-    return lambda z: 1 / (1 + np.exp(-(np.hstack([(z - mu) / sd, np.ones((len(z), 1))]) @ beta)))
+def out_of_fold(x, labels, fold, k: int, l2: float) -> list[np.ndarray]:
+    """Scores of every protein from a regression fitted on the proteins of the other folds."""
+    oof: list = [None] * len(x)
+    for i in range(k):
+        train = [j for j in range(len(x)) if fold[j] != i]
+        lr = fit_logistic([x[j] for j in train], [labels[j] for j in train], l2)
+        for j in np.flatnonzero(fold == i):
+            oof[j] = logistic(x[j], lr)
+    return oof
 
 
 def main(argv=None) -> int:
@@ -77,6 +55,11 @@ def main(argv=None) -> int:
     ap.add_argument("--binding-idr", required=True)
     ap.add_argument("--linker", required=True)
     ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0])
+    ap.add_argument("--ship", default=None, help="write a stack model here: the candidate's -all model as its "
+                    "base, regressions of the chosen variant fitted on every protein's out-of-fold features")
+    ap.add_argument("--base", default=None, help="the base --ship uses (default RUNS/CANDIDATE-all): the same "
+                    "weights, e.g. with the thresholds and card select_models.py --ship gave it")
+    ap.add_argument("--extra", default=None, help="a model folder whose further tracks (e.g. plddt) --ship keeps")
     args = ap.parse_args(argv)
     runs = Path(args.runs)
     if not (runs / "folds.json").is_file():
@@ -85,37 +68,105 @@ def main(argv=None) -> int:
     fold_of = {f["id"].split("|")[0]: f["fold"] for f in folds if f["track"] == "nox"}
     k = 1 + max(f["fold"] for f in folds)
     models = [load_model(runs / f"{args.candidate}-fold{i}") for i in range(k)]
-    print(f"disorder scores: {args.candidate}, {k} folds; logistic regression per fold on the other folds")
-    print(f"{'file':<34} {'proteins':>8} {'nox score':>10} " + " ".join(
-        f"{f'LR l2={l2:g}' + (' +int' if inter else ''):>16}" for inter in (False, True) for l2 in args.l2))
-    for path in (args.binding, args.binding_idr, args.linker):
+    variants = [(inter, l2) for inter in (False, True) for l2 in args.l2]
+    files = {"binding": args.binding, "binding within IDRs": args.binding_idr, "linker": args.linker}
+    data, oof = {}, {}
+    for name, path in files.items():
         recs = read_records(path, require_labels=True)
         missing = [r.id for r in recs if r.id.split("|")[0] not in fold_of]
         if missing:
             raise InputError(f"{path}: '{missing[0]}' is in no fold of {runs} (not a NOX training protein)")
         fold = np.array([fold_of[r.id.split("|")[0]] for r in recs])
-        labels = [r.labels for r in recs]
         scores: list = [None] * len(recs)
         for i in range(k):
             idx = np.flatnonzero(fold == i)
             seqs = [recs[j].sequence for j in idx]
-            heads = {h: models[i]._predict_index(seqs, models[i].heads.index(h)) for h in HEADS}
+            heads = {h: models[i]._predict_index(seqs, models[i].heads.index(h)) for h in DISORDER_HEADS}
             for n, j in enumerate(idx):
-                scores[j] = {h: heads[h][n] for h in HEADS}
-        seq_feats = [featurize_many([r.sequence], SEQUENCE) for r in recs]
-        cells = [f"{pooled_metrics(labels, [s['nox'] for s in scores])['auc']:>10.4f}"]
-        for inter in (False, True):
-            x = [residue_features(s, f, inter) for s, f in zip(scores, seq_feats)]
-            for l2 in args.l2:
-                oof: list = [None] * len(recs)
-                for i in range(k):
-                    train = [j for j in range(len(recs)) if fold[j] != i]
-                    predict = fit_logistic([x[j] for j in train], [labels[j] for j in train], l2)
-                    for j in np.flatnonzero(fold == i):
-                        oof[j] = predict(x[j])
-                cells.append(f"{pooled_metrics(labels, oof)['auc']:>16.4f}")
-        print(f"{Path(path).name:<34} {len(recs):>8} " + " ".join(cells), flush=True)
+                scores[j] = {h: heads[h][n] for h in DISORDER_HEADS}
+        seq_feats = [featurize_many([r.sequence], SEQUENCE_SPEC) for r in recs]
+        x = {inter: [stack_features(s, f, inter) for s, f in zip(scores, seq_feats)] for inter in (False, True)}
+        labels = [r.labels for r in recs]
+        data[name] = {"recs": recs, "fold": fold, "scores": scores, "x": x, "labels": labels}
+        oof[name] = {v: out_of_fold(x[v[0]], labels, fold, k, v[1]) for v in variants}
+
+    def auc(labels, scores):
+        return pooled_metrics(labels, scores)["auc"]
+
+    chosen = max(variants, key=lambda v: np.mean([auc(data[n]["labels"], oof[n][v]) for n in files]))
+    label = {v: f"LR l2={v[1]:g}" + (" +int" if v[0] else "") for v in variants}
+    print(f"disorder scores: {args.candidate}, {k} folds; logistic regression per fold on the other folds; "
+          f"chosen (highest mean AUC of the three files): {label[chosen]}")
+    print(f"{'labels':<40} {'proteins':>8} {'nox score':>10} " + " ".join(f"{label[v]:>14}" for v in variants))
+    for name, d in data.items():
+        cells = [f"{auc(d['labels'], [s['nox'] for s in d['scores']]):>10.4f}"]
+        cells += [f"{auc(d['labels'], oof[name][v]):>14.4f}" for v in variants]
+        print(f"{name:<40} {len(d['recs']):>8} " + " ".join(cells))
+    # the binding track as shipped (fitted on all binding labels), scored on the within-IDR labels
+    order = {r.id: i for i, r in enumerate(data["binding"]["recs"])}
+    within = data["binding within IDRs"]
+    pos = [order[r.id] for r in within["recs"]]
+    cells = [f"{auc(within['labels'], [s['nox'] for s in within['scores']]):>10.4f}"]
+    cells += [f"{auc(within['labels'], [oof['binding'][v][j] for j in pos]):>14.4f}" for v in variants]
+    print(f"{'binding track, scored within IDRs':<40} {len(pos):>8} " + " ".join(cells))
+    if args.ship:
+        ship(args, runs, data, oof, chosen, k)
     return 0
+
+
+def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
+    """A stack model on the candidate's -all model: regressions fitted on all out-of-fold features, thresholds
+    from the out-of-fold scores (smoothed F-max), the base's and the extra model's own thresholds kept."""
+    from idrkit import __version__
+
+    out = Path(args.ship)
+    if out.exists() and not (out / "model.json").is_file():
+        raise InputError(f"{out}: exists and is not a model folder; not overwriting it")
+    base_dir = Path(args.base) if args.base else runs / f"{args.candidate}-all"
+    base = load_model(base_dir)
+    trained = load_model(runs / f"{args.candidate}-all")
+    if any(not np.array_equal(v, base.arrays.get(key)) for key, v in trained.arrays.items() if key.startswith("w.")):
+        raise InputError(f"{base_dir}: not the weights of {args.candidate}-all, whose scores the regressions learnt")
+    extra = load_model(args.extra) if args.extra else None
+    stack = Stack(base=str(base_dir), extra=args.extra or "", l2=chosen[1],
+                  interactions=chosen[0]).set_parts(base, extra)
+    thresholds = dict(base.meta.get("thresholds", {}))
+    if extra is not None:
+        thresholds.update({t: v for t, v in extra.meta.get("thresholds", {}).items() if t not in base.tracks})
+    folds_fig = {}
+    for track, name in (("binding", "binding"), ("linker", "linker")):
+        d = data[name]
+        stack.fit_features(track, d["x"][chosen[0]], d["labels"])
+        thresholds[track] = smoothed_fmax_threshold(d["labels"], oof[name][chosen], track)
+        calls = [track_calls(s, CallOptions(track), thresholds[track]) for s in oof[name][chosen]]
+        m = pooled_metrics(d["labels"], oof[name][chosen], calls=calls)
+        folds_fig[track] = {key: m[key] for key in ("auc", "ap", "fmax", "f1", "mcc", "proteins")}
+    files = [{"path": str(p), "track": t, "sha256": file_sha256(p), "proteins": len(data[n]["recs"]),
+              "kept_after_dedup": len(data[n]["recs"])}
+             for t, n, p in (("binding", "binding", args.binding), ("linker", "linker", args.linker))]
+    rule = (f"binding and linker: the smoothed F-max threshold of the out-of-fold scores ({k} MMseqs2 folds); "
+            "the other tracks: their model's own")
+    stack.meta = {"thresholds": thresholds, "threshold_rule": rule,
+                  "card": {"family": "stack", "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           "training_files": files, "thresholds": thresholds}}
+    if out.exists():
+        shutil.rmtree(out)
+    stack.save(out)
+    for part, sub in ((base_dir, "base"), (Path(args.extra) if args.extra else None, "extra")):
+        for card in ("card.json", "card.md"):  # each part keeps its own card
+            if part is not None and (part / card).is_file():
+                shutil.copy(part / card, out / sub / card)
+    validation = {}
+    if (base_dir / "card.json").is_file():
+        validation = json.loads((base_dir / "card.json").read_text()).get("validation", {})
+    write_card(out, {"family": "stack", "idrkit_version": __version__, "trained_at": stack.meta["card"]["trained_at"],
+                     "training_files": files, "params": {"l2": chosen[1], "interactions": chosen[0],
+                                                         "base": f"{args.candidate}-all (benchmarks/fold_recipe.py)",
+                                                         "extra": args.extra or ""},
+                     "chosen_as": "the regression variant with the highest mean out-of-fold AUC over binding, binding "
+                                  "within IDRs and linker (benchmarks/function_stack.py)",
+                     "thresholds": thresholds, "threshold_rule": rule, "threshold_folds": folds_fig,
+                     "validation": validation})
 
 
 if __name__ == "__main__":

@@ -170,3 +170,24 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     assert shipped.meta["thresholds"] == d["thresholds"]["ctx32-unweighted-e1"]
     card = (ship / "card.md").read_text()
     assert "out-of-fold" in card and "2 MMseqs2 folds" in card and "Chosen as: candidate 'ctx32-unweighted-e1'" in card
+
+    # binding and linker stacked on the fold models' out-of-fold disorder scores, then shipped as a stack model
+    stack_in = write_labelled(tmp_path / "function.fasta", tiny_records[20:36])
+    stack_out = tmp_path / "stacked"
+    assert _load("function_stack").main(["--runs", str(out), "--candidate", "ctx32-unweighted-e1", "--binding",
+                                         str(stack_in), "--binding-idr", str(stack_in), "--linker", str(stack_in),
+                                         "--l2", "1", "--ship", str(stack_out), "--base", str(ship)]) == 0
+    printed = capsys.readouterr().out
+    assert "binding track, scored within IDRs" in printed and "chosen" in printed
+    stacked = load_model(stack_out)
+    assert stacked.tracks == ("pdb", "nox", "binding", "linker")
+    assert set(stacked.meta["thresholds"]) == {"pdb", "nox", "binding", "linker"}
+    assert {t: stacked.meta["thresholds"][t] for t in ("pdb", "nox")} == d["thresholds"]["ctx32-unweighted-e1"]
+    assert (stack_out / "base" / "card.md").is_file()
+    from idrkit.errors import InputError
+
+    with pytest.raises(InputError, match="not the weights"):
+        _load("function_stack").main(["--runs", str(out), "--candidate", "ctx32-unweighted-e1", "--binding",
+                                      str(stack_in), "--binding-idr", str(stack_in), "--linker", str(stack_in),
+                                      "--l2", "1", "--ship", str(tmp_path / "s2"), "--base", str(cnn_dir)])
+    assert 0 <= stacked.predict_proba([tiny_records[0].sequence], track="linker")[0].min()

@@ -233,7 +233,9 @@ def test_progress_is_shown_by_default_only_on_a_terminal_for_large_inputs(tmp_pa
 
 
 def test_shipped_models_by_name():
-    assert {"default", "fast"} <= set(pr.shipped_models())
+    from idrkit.models import shipped_models
+
+    assert {"default", "fast", "function"} <= set(shipped_models())
     assert pr.model_folder("fast") == (pr.WEIGHTS / "fast").resolve()
     fast = pr.get_model("fast")
     assert fast.tracks == ("pdb", "nox") and fast.family == "cnn"

@@ -366,7 +366,8 @@ def format_table(rows: dict[str, dict], columns) -> str:
 
 
 def cmd_models(args) -> int:
-    from .predict import describe_model, shipped_models
+    from .models import shipped_models
+    from .predict import describe_model
 
     rows = [describe_model(name) for name in shipped_models()] + [describe_model(f) for f in args.folders]
     if args.json:

@@ -21,17 +21,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from ._version import __version__
-from .errors import IdrkitError, InputError, ModelError
+from .errors import IdrkitError, InputError
 from .io.files import PredictionWriter, StreamWriter, check_output
 from .io.formats import OutputFormat
 from .io.readers import count_fasta_records, iter_records
-from .models import Estimator, load_model
+from .models import WEIGHTS, Estimator, load_model, model_folder
 from .models._runtime import available_cores, keep_freed_memory, progress_bar
 from .models.base import resolve_threshold
 from .records import Prediction, Record, clean_sequence
 from .regions import CallOptions, make_prediction
 
-WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS / "default"
 BLOCK_RESIDUES = 100_000
 BLOCK_PROTEINS = 2_000  # bounds the per-protein overhead of blocks of many tiny proteins
@@ -43,30 +42,16 @@ def _load_cached(path: str) -> Estimator:
     return load_model(path)
 
 
-def shipped_models() -> list[str]:
-    """Names of the models shipped inside the package (``default``, ``fast``)."""
-    return sorted(p.name for p in WEIGHTS.iterdir() if (p / "model.json").is_file()) if WEIGHTS.is_dir() else []
-
-
-def model_folder(model: str | Path | None) -> Path:
-    """The folder of a model: a path to a model folder, else a shipped model's name (None: ``default``)."""
-    name = "default" if model is None else str(model)
-    if (Path(name) / "model.json").is_file():
-        return Path(name).resolve()
-    if "/" not in name and name in shipped_models():
-        return (WEIGHTS / name).resolve()
-    if name in ("default", "fast"):
-        raise ModelError(f"the {name} model is missing from the installation ({WEIGHTS / name})")
-    return Path(name).resolve()  # loading it names the problem
-
-
 def describe_model(model: str | Path) -> dict:
     """What ``idrkit models`` and ``/health`` say of a model: name, family, tracks, size, card summary."""
     folder = model_folder(model)
     est = get_model(model)
     card = est.meta.get("card", {})
-    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-    n_params = sum(int(v.size) for k, v in est.arrays.items() if k.startswith(("w.", "head.")))
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())  # parts in sub-folders too
+    parts = [est] + [p for p in (getattr(est, "base", None), getattr(est, "extra", None)) if p is not None]
+    parts += list(getattr(est, "members", []))
+    n_params = sum(int(v.size) for part in parts for k, v in part.arrays.items()
+                   if k.startswith(("w.", "head.", "lr.")) and not k.endswith((".mu", ".sd")))
     validation = {}
     card_file = folder / "card.json"
     if card_file.is_file():

@@ -43,7 +43,7 @@ class PredictionPool:
     """
 
     def __init__(self, model: str | None, workers: int):
-        from ..predict import model_folder
+        from ..models import model_folder
 
         self.model = str(model_folder(model))
         self.workers = workers

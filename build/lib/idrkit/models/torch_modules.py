@@ -1,0 +1,125 @@
+"""The torch modules of the neural families (imported only where torch is needed: training, and
+prediction by the BiLSTM and transformer; the CNN predicts with :mod:`idrkit.models.cnn_numpy`).
+
+Every module maps a padded batch ``x`` (B, L, F) and its ``mask`` (B, L) to logits (B, L, heads).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .cnn_numpy import context_layers
+
+
+class CNN(nn.Module):
+    """Input projection, residual blocks of LayerNorm -> ReLU -> dilated conv, a linear head.
+
+    ``context`` models add, after every cycle of dilations, a projection of the protein's mean hidden state
+    (zero-initialised, so that they start as the plain CNN, also when warm-started from one).
+    """
+
+    def __init__(self, p, n_features: int, n_heads: int):
+        super().__init__()
+        c = p.channels
+        self.inp = nn.Linear(n_features, c)
+        self.norms = nn.ModuleList([nn.LayerNorm(c) for _ in range(p.layers)])
+        self.convs = nn.ModuleList([
+            nn.Conv1d(c, c, p.kernel, dilation=p.dilations[i % len(p.dilations)],
+                      padding=p.dilations[i % len(p.dilations)] * (p.kernel // 2))
+            for i in range(p.layers)])
+        self.drop = nn.Dropout(p.dropout)
+        self.out_norm = nn.LayerNorm(c)
+        self.out = nn.Linear(c, n_heads)
+        self.after = context_layers(p)
+        self.ctx_norms = nn.ModuleList([nn.LayerNorm(c) for _ in self.after])
+        self.ctxs = nn.ModuleList([nn.Linear(c, c) for _ in self.after])
+        for lin in self.ctxs:
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, x, mask):
+        m = mask.unsqueeze(-1)
+        h = self.inp(x) * m
+        for i, (norm, conv) in enumerate(zip(self.norms, self.convs)):
+            z = torch.relu(norm(h)) * m
+            z = conv(self.drop(z).transpose(1, 2)).transpose(1, 2)
+            h = h + z * m
+            if i in self.after:
+                j = self.after.index(i)
+                g = (self.ctx_norms[j](h) * m).sum(1) / m.sum(1).clamp_min(1.0)
+                h = h + self.ctxs[j](g).unsqueeze(1) * m
+        return self.out(torch.relu(self.out_norm(h)))
+
+
+class BiLSTM(nn.Module):
+    """Input projection, a bidirectional LSTM (``layers // 4`` layers), a linear head."""
+
+    def __init__(self, p, n_features: int, n_heads: int):
+        super().__init__()
+        c = p.channels
+        self.inp = nn.Linear(n_features, c)
+        self.lstm = nn.LSTM(c, c, num_layers=max(1, p.layers // 4), batch_first=True, bidirectional=True,
+                            dropout=p.dropout if p.layers // 4 > 1 else 0.0)
+        self.out = nn.Linear(2 * c, n_heads)
+
+    def forward(self, x, mask):
+        lengths = mask.sum(1).long().cpu()
+        h = torch.relu(self.inp(x))
+        packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return self.out(out)
+
+
+class Block(nn.Module):
+    """Pre-norm encoder block; attention through scaled_dot_product_attention (fused kernels)."""
+
+    def __init__(self, c: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(c), nn.LayerNorm(c)
+        self.qkv, self.proj = nn.Linear(c, 3 * c), nn.Linear(c, c)
+        self.ff = nn.Sequential(nn.Linear(c, 2 * c), nn.GELU(), nn.Linear(2 * c, c))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h, attend):
+        b, n, c = h.shape
+        q, k, v = self.qkv(self.norm1(h)).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        a = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        h = h + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, c)))
+        return h + self.drop(self.ff(self.norm2(h)))
+
+
+class Transformer(nn.Module):
+    """The seed's method 2 trained from scratch: encoder + dense + sigmoid, sinusoidal positions."""
+
+    def __init__(self, p, n_features: int, n_heads: int):
+        super().__init__()
+        self.channels = p.channels
+        self.inp = nn.Linear(n_features, p.channels)
+        self.blocks = nn.ModuleList([Block(p.channels, p.heads, p.dropout) for _ in range(max(1, p.layers // 2))])
+        self.out = nn.Linear(p.channels, n_heads)
+
+    def forward(self, x, mask):
+        n, c = x.shape[1], self.channels
+        pos = torch.arange(n, device=x.device, dtype=torch.float32).unsqueeze(1)
+        div = torch.exp(torch.arange(0, c, 2, device=x.device, dtype=torch.float32) * (-math.log(10000.0) / c))
+        pe = torch.zeros(n, c, device=x.device)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
+        h = self.inp(x) + pe
+        attend = (mask > 0)[:, None, None, :]
+        for block in self.blocks:
+            h = block(h, attend)
+        return self.out(h)
+
+
+ARCHITECTURES = {"cnn": CNN, "bilstm": BiLSTM, "transformer": Transformer}
+
+
+def build_module(arch: str, p, n_features: int, n_heads: int) -> nn.Module:
+    """A fresh module of an architecture for ``n_features`` inputs and ``n_heads`` outputs."""
+    return ARCHITECTURES[arch](p, n_features, n_heads)

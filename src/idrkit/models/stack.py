@@ -1,0 +1,186 @@
+"""Tracks stacked on a disorder model: a logistic regression per track over its scores (``stack``).
+
+A ``stack`` model holds a disorder model (``base``: a CNN with ``pdb``, ``nox`` and ``teacher`` heads, which
+serves the ``pdb`` and ``nox`` tracks itself), optionally a second model for further tracks (``extra``, e.g.
+one with a ``plddt`` output), and one logistic regression per stacked track (``binding``, ``linker``). Per
+residue, a regression sees the three disorder scores, their means over 9, 21, 51 and 151 residues, their dips
+below the 21-, 51- and 151-residue means, a few sequence features (:data:`SEQUENCE_SPEC`) and, with
+``interactions``, those sequence features times the ``nox`` score and its 21-residue mean. Prediction is
+numpy only. A saved model holds the base in ``base/`` and the extra model in ``extra/``.
+
+Fitting on the base model's scores of its own training proteins learns from scores better than the base
+gives on new proteins; :meth:`Stack.fit_features` takes features built from out-of-fold scores instead
+(``benchmarks/function_stack.py`` does so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from ..features.encoders import FeatureSpec, featurize_many
+from ..records import TRACKS, Record
+from .base import Estimator, Params, read_model_json
+
+DISORDER_HEADS = ("pdb", "nox", "teacher")
+SEQUENCE_SPEC = FeatureSpec(composition_windows=[15], scale_windows=[9, 21], entropy_windows=[15],
+                            charge_windows=[15], one_hot=False, position=True)
+
+
+@dataclass
+class StackParams(Params):
+    base: str = "default"  # the disorder model it was built on (a shipped name or a folder)
+    extra: str = ""  # a model serving further tracks as they are (e.g. plddt), or none
+    l2: float = 10.0
+    interactions: bool = True
+
+
+def window_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """Mean over ``w`` residues centred on each residue (the ends repeat the first and last value)."""
+    pad = np.pad(np.asarray(x, dtype=np.float64), (w // 2, w // 2), mode="edge")
+    c = np.concatenate(([0.0], np.cumsum(pad)))
+    return (c[w:] - c[:-w]) / w
+
+
+def stack_features(scores: dict[str, np.ndarray], sequence_features: np.ndarray, interactions: bool) -> np.ndarray:
+    """Per-residue inputs of the regressions from the three disorder scores and the sequence features."""
+    cols = []
+    for h in DISORDER_HEADS:
+        x = np.asarray(scores[h], dtype=np.float64)
+        cols += [x] + [window_mean(x, w) for w in (9, 21, 51, 151)] + [x - window_mean(x, w) for w in (21, 51, 151)]
+    out = np.hstack([np.stack(cols, 1), sequence_features])
+    if interactions:
+        nox = np.asarray(scores["nox"], dtype=np.float64)
+        out = np.hstack([out, sequence_features * nox[:, None], sequence_features * window_mean(nox, 21)[:, None]])
+    return out
+
+
+def fit_logistic(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], l2: float) -> dict[str, np.ndarray]:
+    """An L2-penalised logistic regression (Newton's method) on standardised features; unknown labels
+    (< 0) are ignored. Returns its arrays (``mu``, ``sd``, ``beta``; the last of ``beta`` is the bias)."""
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    keep = y >= 0
+    x, y = x[keep], y[keep].astype(np.float64)
+    if not y.size or y.min() == y.max():
+        raise ModelError("a stacked track needs labelled residues of both classes")
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xb = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+    beta = np.zeros(xb.shape[1])
+    penalty = np.r_[np.full(xb.shape[1] - 1, l2), 0.0]
+    for _ in range(30):
+        p = 1 / (1 + np.exp(-xb @ beta))
+        grad = xb.T @ (p - y) + penalty * beta
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-9)
+        beta -= np.linalg.solve(hess, grad)
+    return {"mu": mu, "sd": sd, "beta": beta}
+
+
+def logistic(x: np.ndarray, lr: dict[str, np.ndarray]) -> np.ndarray:
+    z = ((x - lr["mu"]) / lr["sd"]) @ lr["beta"][:-1] + lr["beta"][-1]
+    return 1 / (1 + np.exp(-z))
+
+
+class Stack(Estimator):
+    """A disorder model, an optional extra model, and a logistic regression per stacked track."""
+
+    family = "stack"
+    params_class = StackParams
+
+    def __init__(self, params=None, **kwargs):
+        super().__init__(params, **kwargs)
+        self.base: Estimator | None = None
+        self.extra: Estimator | None = None
+
+    def default_spec(self) -> FeatureSpec:
+        return SEQUENCE_SPEC
+
+    # ------------------------------------------------------------------ parts
+    def set_parts(self, base: Estimator, extra: Estimator | None = None) -> "Stack":
+        missing = [h for h in DISORDER_HEADS if h not in getattr(base, "heads", [])]
+        if missing:
+            raise ModelError(f"a stack's base needs the heads {', '.join(DISORDER_HEADS)} (missing {', '.join(missing)})")
+        self.base, self.extra = base, extra
+        self._set_tracks()
+        return self
+
+    def stacked_tracks(self) -> list[str]:
+        return sorted({k.split(".")[1] for k in self.arrays if k.startswith("lr.")}, key=TRACKS.index)
+
+    def _set_tracks(self) -> None:
+        have = set(self.base.tracks) | set(self.stacked_tracks()) | set(self.extra.tracks if self.extra else ())
+        self.tracks = tuple(t for t in TRACKS if t in have)
+
+    def disorder_scores(self, sequences: Sequence[str]) -> list[dict[str, np.ndarray]]:
+        heads = {h: self.base._predict_index(list(sequences), self.base.heads.index(h)) for h in DISORDER_HEADS}
+        return [{h: heads[h][i] for h in DISORDER_HEADS} for i in range(len(sequences))]
+
+    def features(self, sequences: Sequence[str], scores: Sequence[dict] | None = None) -> list[np.ndarray]:
+        """The regressions' inputs for each sequence (from the base's scores unless ``scores`` are given)."""
+        scores = self.disorder_scores(sequences) if scores is None else scores
+        rows = featurize_many(list(sequences), self.spec)  # every sequence's rows, one after the other
+        ends = np.cumsum([len(s) for s in sequences])
+        return [stack_features(sc, f, self.params.interactions)
+                for sc, f in zip(scores, np.split(rows, ends[:-1]))]
+
+    # ------------------------------------------------------------------ training
+    def fit_features(self, track: str, xs: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> "Stack":
+        """Fit the regression of ``track`` on given features (e.g. from out-of-fold disorder scores)."""
+        if track not in TRACKS or track in ("pdb", "nox"):
+            raise ModelError(f"'{track}' cannot be a stacked track (the base serves pdb and nox)")
+        for k, v in fit_logistic(xs, labels, self.params.l2).items():
+            self.arrays[f"lr.{track}.{k}"] = v
+        if self.base is not None:
+            self._set_tracks()
+        return self
+
+    def fit(self, records: Sequence[Record], valid=None) -> "Stack":
+        from . import load_model, model_folder
+
+        if self.base is None:
+            extra = load_model(model_folder(self.params.extra)) if self.params.extra else None
+            self.set_parts(load_model(model_folder(self.params.base)), extra)
+        by_track: dict[str, list[Record]] = {}
+        for r in records:
+            if r.labels is not None and r.track not in self.base.tracks:
+                by_track.setdefault(r.track, []).append(r)
+        if not by_track:
+            raise ModelError("no labelled records of a track the base model lacks (e.g. binding, linker)")
+        for track, recs in by_track.items():
+            self.fit_features(track, self.features([r.sequence for r in recs]), [r.labels for r in recs])
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _predict(self, sequences, track):
+        if f"lr.{track}.beta" in self.arrays:
+            lr = {k: self.arrays[f"lr.{track}.{k}"] for k in ("mu", "sd", "beta")}
+            return [logistic(x, lr).astype(np.float32) for x in self.features(sequences)]
+        if track in self.base.tracks:
+            return self.base._predict(sequences, track)
+        return self.extra._predict(sequences, track)
+
+    # ------------------------------------------------------------------ files
+    def save(self, folder):
+        folder = super().save(folder)
+        self.base.save(Path(folder) / "base")
+        if self.extra is not None:
+            self.extra.save(Path(folder) / "extra")
+        return folder
+
+    @classmethod
+    def load(cls, folder):
+        from . import load_model
+
+        model = super().load(folder)
+        read_model_json(Path(folder) / "base")
+        extra = Path(folder) / "extra"
+        model.base = load_model(Path(folder) / "base")
+        model.extra = load_model(extra) if extra.is_dir() else None
+        missing = [t for t in model.tracks if t not in model.base.tracks and f"lr.{t}.beta" not in model.arrays
+                   and not (model.extra and t in model.extra.tracks)]
+        if missing:
+            raise ModelError(f"{folder}: no part of the model serves the track(s) {', '.join(missing)}")
+        return model

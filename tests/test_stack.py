@@ -1,0 +1,122 @@
+"""The ``stack`` family: a disorder model, an optional extra model, a logistic regression per stacked track."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from idrkit.errors import ModelError
+from idrkit.models import load_model
+from idrkit.models.stack import Stack, fit_logistic, logistic, window_mean
+
+from .conftest import FIXTURES, run_idrkit
+
+
+@pytest.fixture
+def base_dir(tmp_path):
+    """The committed tiny CNN with a third, ``teacher`` head (a copy of its nox row): numpy only."""
+    out = tmp_path / "base"
+    shutil.copytree(FIXTURES / "tiny_cnn", out)
+    doc = json.loads((out / "model.json").read_text())
+    with np.load(out / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["w.out.weight"] = np.vstack([arrays["w.out.weight"], arrays["w.out.weight"][1:2]])
+    arrays["w.out.bias"] = np.concatenate([arrays["w.out.bias"], arrays["w.out.bias"][1:2]])
+    doc["meta"]["heads"] = ["pdb", "nox", "teacher"]
+    doc["shapes"]["w.out.weight"] = list(arrays["w.out.weight"].shape)
+    doc["shapes"]["w.out.bias"] = list(arrays["w.out.bias"].shape)
+    np.savez(out / "weights.npz", **arrays)
+    (out / "model.json").write_text(json.dumps(doc))
+    return out
+
+
+def test_window_mean_matches_a_direct_mean():
+    x = np.arange(10, dtype=float) ** 2
+    got = window_mean(x, 3)
+    padded = np.r_[x[0], x, x[-1]]
+    np.testing.assert_allclose(got, [padded[i:i + 3].mean() for i in range(10)])
+
+
+def test_logistic_regression_learns_a_separable_feature():
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(200, 3)) for _ in range(3)]
+    y = [(xi[:, 0] > 0).astype(np.int8) for xi in x]
+    y[0][:10] = -1  # unknown labels are ignored
+    lr = fit_logistic(x, y, l2=0.1)
+    p = logistic(np.concatenate(x), lr)
+    assert ((p > 0.5) == (np.concatenate(x)[:, 0] > 0)).mean() > 0.95
+    with pytest.raises(ModelError, match="both classes"):
+        fit_logistic([x[0]], [np.zeros(200, np.int8)], 1.0)
+
+
+def test_stack_predicts_saves_and_loads(base_dir, tiny_records, tmp_path):
+    base = load_model(base_dir)
+    seqs = [r.sequence for r in tiny_records[:12]]
+    stack = Stack(base=str(base_dir), l2=1.0).set_parts(base)
+    x = stack.features(seqs)
+    labels = [(np.asarray(s) > 0.5).astype(np.int8) for s in base.predict_proba(seqs, track="nox")]
+    labels[0][0], labels[1][0] = 1, 0  # both classes present whatever the tiny model says
+    stack.fit_features("binding", x, labels)
+    assert stack.tracks == ("pdb", "nox", "binding")
+    # pdb and nox are the base's own scores; binding is the regression of the features
+    np.testing.assert_allclose(stack.predict_proba(seqs[:3], track="nox")[0], base.predict_proba(seqs[:3], track="nox")[0])
+    lr = {k: stack.arrays[f"lr.binding.{k}"] for k in ("mu", "sd", "beta")}
+    got = stack.predict_proba(seqs[:3], track="binding")
+    for xi, g in zip(x[:3], got):
+        np.testing.assert_allclose(g, logistic(xi, lr), rtol=1e-5)
+    assert x[0].shape[1] > 24 + 10  # disorder columns, sequence features and their products with nox
+    folder = stack.save(tmp_path / "stack")
+    again = load_model(folder)
+    assert again.tracks == stack.tracks and (folder / "base" / "model.json").is_file()
+    np.testing.assert_allclose(again.predict_proba(seqs[:3], track="binding")[2], got[2], rtol=1e-6)
+    with pytest.raises(ModelError, match="no 'linker' track"):
+        again.predict_proba(seqs[:1], track="linker")
+    from idrkit.predict import describe_model
+
+    info, base_info = describe_model(folder), describe_model(base_dir)
+    assert info["parameters"] == base_info["parameters"] + stack.arrays["lr.binding.beta"].size
+    assert info["tracks"] == "pdb,nox,binding" and info["size_kb"] >= base_info["size_kb"]
+    shutil.rmtree(folder / "base")
+    with pytest.raises(ModelError):
+        load_model(folder)
+
+
+def test_stack_needs_a_base_with_three_disorder_heads_and_a_stackable_track(base_dir, tiny_records):
+    with pytest.raises(ModelError, match="teacher"):
+        Stack().set_parts(load_model(FIXTURES / "tiny_cnn"))
+    stack = Stack().set_parts(load_model(base_dir))
+    with pytest.raises(ModelError, match="cannot be a stacked track"):
+        stack.fit_features("pdb", [np.zeros((3, 2))], [np.array([0, 1, 0])])
+
+
+def test_stack_fit_on_records_and_cli_prediction(base_dir, tiny_records, tmp_path):
+    import copy
+
+    recs = [copy.copy(r) for r in tiny_records[:16]]  # the fixture's records stay as they are
+    for r in recs:
+        r.track = "linker"
+    stack = Stack(base=str(base_dir), interactions=False).fit(recs)
+    assert stack.tracks == ("pdb", "nox", "linker")
+    folder = stack.save(tmp_path / "stack")
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in recs[:2]))
+    proc = run_idrkit("predict", fasta, "--model", folder, "--track", "linker", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") >= 2 and recs[0].id in proc.stdout
+
+
+def test_idrkit_train_makes_a_stack_with_a_card(base_dir, tiny_records, tmp_path):
+    import copy
+
+    from .conftest import write_labelled
+
+    recs = [copy.copy(r) for r in tiny_records[:30]]
+    train = write_labelled(tmp_path / "linker.fasta", recs)
+    out = tmp_path / "stacked"
+    proc = run_idrkit("train", "--model", "stack", "--param", f"base={base_dir}", "--param", "l2=3",
+                      "--train", f"linker:{train}", "--out", out, "--no-homology-split")
+    assert proc.returncode == 0, proc.stderr
+    model = load_model(out)
+    assert model.tracks == ("pdb", "nox", "linker") and model.params.l2 == 3.0
+    assert "linker" in model.meta["thresholds"] and (out / "card.md").is_file()
