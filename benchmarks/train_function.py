@@ -1,4 +1,7 @@
-"""The ``function`` model: binding, linker and pLDDT tracks beside both disorder tracks, with fold figures.
+"""A multi-head CNN with binding, linker and pLDDT tracks beside both disorder tracks, with fold figures.
+
+(It was the first shipped ``function`` model; the shipped one is now a ``stack`` from
+``benchmarks/function_stack.py --ship``, which keeps this CNN as its ``extra`` part for the ``plddt`` track.)
 
 Every labelled protein (Disorder-PDB, Disorder-NOX, binding and linker files, de-duplicated by DisProt
 accession per track) is clustered with MMseqs2 (30% identity) and the clusters are split into ``--folds``
