@@ -120,3 +120,13 @@ def test_idrkit_train_makes_a_stack_with_a_card(base_dir, tiny_records, tmp_path
     model = load_model(out)
     assert model.tracks == ("pdb", "nox", "linker") and model.params.l2 == 3.0
     assert "linker" in model.meta["thresholds"] and (out / "card.md").is_file()
+
+
+def test_one_cnn_pass_gives_every_head_as_separate_passes_do(base_dir, tiny_records):
+    base = load_model(base_dir)
+    seqs = [r.sequence for r in tiny_records[:9]]
+    together = base._predict_heads(seqs, ["pdb", "nox", "teacher"])
+    for h in ("pdb", "nox", "teacher"):
+        alone = base._predict_index(seqs, base.heads.index(h))
+        for t, a in zip(together, alone):
+            np.testing.assert_allclose(t[h], a, rtol=1e-6)

@@ -83,8 +83,9 @@ def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.n
 
 
 def packed_probabilities(arrays: dict[str, np.ndarray], params, features: np.ndarray, lengths: Sequence[int],
-                         head: int) -> list[np.ndarray]:
-    """Probabilities of one output head for several sequences in one packed pass.
+                         head: int | list[int]) -> list[np.ndarray]:
+    """Probabilities of one output head (or, for a list of heads, a (length, heads) array each) for several
+    sequences in one packed pass.
 
     ``features`` are the sequences' standardised feature rows, concatenated (``lengths`` rows each); they
     are placed with ``gap`` zero rows between sequences so that no convolution sees a neighbour.

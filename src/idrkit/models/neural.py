@@ -391,6 +391,12 @@ class CNNTagger(NeuralTagger):
     family = "cnn"
     arch = "cnn"
 
+    def _predict_heads(self, sequences, heads: list[str]) -> list[dict[str, np.ndarray]]:
+        """Probabilities of several output heads from one pass of the network, per sequence."""
+        idxs = [self.heads.index(h) for h in heads]
+        probs = self._predict_index(sequences, idxs)
+        return [{h: p[:, j] for j, h in enumerate(heads)} for p in probs]
+
     def _predict_index(self, sequences, idx):
         if self._f32 is None:
             self._f32 = {k: v.astype(np.float32) for k, v in self.arrays.items() if v.dtype.kind == "f"}

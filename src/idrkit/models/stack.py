@@ -115,6 +115,8 @@ class Stack(Estimator):
         self.tracks = tuple(t for t in TRACKS if t in have)
 
     def disorder_scores(self, sequences: Sequence[str]) -> list[dict[str, np.ndarray]]:
+        if hasattr(self.base, "_predict_heads"):  # a CNN: the three heads from one pass
+            return self.base._predict_heads(list(sequences), list(DISORDER_HEADS))
         heads = {h: self.base._predict_index(list(sequences), self.base.heads.index(h)) for h in DISORDER_HEADS}
         return [{h: heads[h][i] for h in DISORDER_HEADS} for i in range(len(sequences))]
 
