@@ -16,7 +16,10 @@ clustered together by MMseqs2 at 30% identity and the clusters split into ``--fo
    proteins and on a fresh random sample of unlabelled proteins every epoch), saving a snapshot at each of
    ``--snapshots`` epochs; then the same on all labelled proteins (``-all``, the candidate to ship).
 
-Every model is an idrkit model folder ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all`` under ``--out``,
+Architectures (``--archs``): CNNs (``plain32`` is the shipped default's shape, ``ctx32`` adds the protein's
+mean hidden state, ``ctx48`` is wider) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
+layers of 52 units; it predicts with torch). ``--set channels=8 layers=2`` shrinks every architecture for a
+trial. Every model is an idrkit model folder ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all`` under ``--out``,
 with ``folds.json`` (track, id and fold of every labelled protein). ``benchmarks/select_models.py`` scores them on
 the pooled out-of-fold predictions and chooses; the validation file is not in the pack.
 
@@ -48,6 +51,9 @@ ARCHS = {
     "ctx32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": True},
     "plain32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": False},
     "ctx48": {"channels": 48, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": True},
+    # a recurrent student shaped like metapredict v3 (2 bidirectional LSTM layers of 52 units); it predicts
+    # with torch, so it can be a second model, not the numpy-only default
+    "lstm52": {"family": "bilstm", "channels": 52, "layers": 8},
 }
 VARIANTS = {"balanced": "balanced", "unweighted": "none"}  # class weight of the labelled heads
 
@@ -244,9 +250,10 @@ def run_epochs(torch, module, data, epochs: int, proteins_of_epoch, head_weights
 
 
 def save_model(folder: Path, module, arch: dict, mean, std, hashes, card: dict):
-    from idrkit.models.neural import CNNTagger
+    from idrkit.models import get_family
 
-    model = CNNTagger(**arch, dropout=0.0)
+    params = {k: v for k, v in arch.items() if k != "family"}
+    model = get_family(arch.get("family", "cnn"))(**params, dropout=0.0)
     model.arrays = {"feature_mean": mean, "feature_std": std}
     for k, v in module.state_dict().items():
         model.arrays[f"w.{k}"] = v.detach().float().cpu().numpy()
@@ -305,8 +312,8 @@ def train(args) -> int:
     lab = np.arange(n_unl, n_prot)
     for arch_name in args.archs:
         arch = {**ARCHS[arch_name], **dict(_setting(kv) for kv in args.set)}
-        p = NeuralParams(**arch, dropout=0.0)
-        module = build_module("cnn", p, len(mean), len(HEADS)).to(device)
+        p = NeuralParams(**{k: v for k, v in arch.items() if k != "family"}, dropout=0.0)
+        module = build_module(arch.get("family", "cnn"), p, len(mean), len(HEADS)).to(device)
         log(f"{arch_name}: distilling from v3 on {n_unl} proteins")
         t_arch = time.time()
         n_ep = run_epochs(torch, module, data, args.distil_epochs, lambda e: unl, [0.0, 0.0, 1.0],

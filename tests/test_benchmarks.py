@@ -149,6 +149,14 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
                      "ctx32-unweighted-e1-fold1"]
     folds = json.loads((out / "folds.json").read_text())
     assert len(folds) == 36 and {f["fold"] for f in folds} == {0, 1}
+    # the recurrent architecture (torch prediction) through the same recipe
+    lstm_out = tmp_path / "lstm"
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(lstm_out), "--archs", "lstm52", "--variants",
+                        "balanced", "--distil-epochs", "1", "--snapshots", "1", "--set", "channels=8", "layers=4",
+                        "--workers", "1", "--batch-residues", "4096"]) == 0
+    lstm = load_model(lstm_out / "lstm52-balanced-e1-fold0")
+    assert lstm.family == "bilstm" and lstm.tracks == ("pdb", "nox") and lstm.params.channels == 8
+    assert 0 <= lstm.predict_proba([tiny_records[0].sequence], track="nox")[0].min() <= 1
 
     ship, dump = tmp_path / "shipped", tmp_path / "scores.pkl"
     assert select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
