@@ -18,7 +18,7 @@ clustered together by MMseqs2 at 30% identity and the clusters split into ``--fo
 
 Architectures (``--archs``): CNNs (``plain32`` is the shipped default's shape, ``ctx32`` adds the protein's
 mean hidden state, ``ctx48`` is wider) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
-layers of 52 units; it predicts with torch). ``--set channels=8 layers=2`` shrinks every architecture for a
+layers of 52 units; numpy prediction, slower than the CNNs). ``--set channels=8 layers=2`` shrinks every architecture for a
 trial. Every model is an idrkit model folder ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all`` under ``--out``,
 with ``folds.json`` (track, id and fold of every labelled protein). ``benchmarks/select_models.py`` scores them on
 the pooled out-of-fold predictions and chooses; the validation file is not in the pack.
@@ -52,7 +52,7 @@ ARCHS = {
     "plain32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": False},
     "ctx48": {"channels": 48, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": True},
     # a recurrent student shaped like metapredict v3 (2 bidirectional LSTM layers of 52 units); it predicts
-    # with torch, so it can be a second model, not the numpy-only default
+    # with numpy, one time step at a time: too slow for the default, fit for a second model
     "lstm52": {"family": "bilstm", "channels": 52, "layers": 8},
 }
 VARIANTS = {"balanced": "balanced", "unweighted": "none"}  # class weight of the labelled heads

@@ -2,7 +2,7 @@
 
 Random weights (speed does not depend on them): ``--layers`` bidirectional LSTM layers of ``--hidden`` units
 over one-hot-sized inputs (``--inputs``), proteins sorted by length in batches of ``--batch``; each
-direction runs every protein from its own end. One process, numpy's own threads. Prints seconds and the
+direction runs every protein from its own end. One process, numpy's own threads; the recurrence of :mod:`idrkit.models.lstm_numpy`. Prints seconds and the
 number of time steps (the sum of the batches' longest proteins).
 
     python benchmarks/lstm_speed.py --fasta ../shared/data/unlabelled/yeast_UP000002311.fasta --hidden 32
@@ -18,35 +18,7 @@ import numpy as np
 
 from idrkit.errors import run_main
 from idrkit.io import iter_records
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)
-
-
-def lstm_direction(xp: np.ndarray, lengths: np.ndarray, wh: np.ndarray, reverse: bool) -> np.ndarray:
-    """Hidden states (B, L, H) of one direction, given the input projections ``xp`` (B, L, 4H)."""
-    b, n, _ = xp.shape
-    hidden = wh.shape[0]
-    if reverse:  # run each protein from its own last residue
-        idx = lengths[:, None] - 1 - np.arange(n)[None, :]
-        valid = idx >= 0
-        idx = np.where(valid, idx, 0)
-        xp = np.take_along_axis(xp, idx[:, :, None], axis=1)
-    h = np.zeros((b, hidden), np.float32)
-    c = np.zeros((b, hidden), np.float32)
-    out = np.zeros((b, n, hidden), np.float32)
-    for t in range(n):
-        g = xp[:, t] + h @ wh
-        i, f, o = _sigmoid(g[:, :hidden]), _sigmoid(g[:, hidden:2 * hidden]), _sigmoid(g[:, 3 * hidden:])
-        c = f * c + i * np.tanh(g[:, 2 * hidden:3 * hidden])
-        h = o * np.tanh(c)
-        out[:, t] = h
-    if reverse:
-        back = np.zeros_like(out)
-        np.put_along_axis(back, np.repeat(idx[:, :, None], hidden, 2), out, axis=1)
-        out = back * valid[:, :, None]
-    return out
+from idrkit.models.lstm_numpy import lstm_direction
 
 
 def main(argv=None) -> int:
@@ -61,7 +33,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     h = args.hidden
     weights = [[(rng.normal(size=(args.inputs if layer == 0 else 2 * h, 4 * h)).astype(np.float32) * 0.1,
-                 rng.normal(size=(h, 4 * h)).astype(np.float32) * 0.1) for _ in range(2)]
+                 rng.normal(size=(4 * h, h)).astype(np.float32) * 0.1) for _ in range(2)]
                for layer in range(args.layers)]
     t0 = time.perf_counter()
     order = np.argsort([len(s) for s in seqs])

@@ -154,7 +154,7 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     assert recipe.main(["train", "--pack", str(pack), "--out", str(lstm_out), "--archs", "lstm52", "--variants",
                         "balanced", "--distil-epochs", "1", "--snapshots", "1", "--set", "channels=8", "layers=4",
                         "--workers", "1", "--batch-residues", "4096"]) == 0
-    lstm = load_model(lstm_out / "lstm52-balanced-e1-fold0")
+    lstm = load_model(lstm_out / "lstm52-balanced-e1-fold0")  # predicts with numpy
     assert lstm.family == "bilstm" and lstm.tracks == ("pdb", "nox") and lstm.params.channels == 8
     assert 0 <= lstm.predict_proba([tiny_records[0].sequence], track="nox")[0].min() <= 1
 

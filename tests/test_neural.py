@@ -141,3 +141,18 @@ def test_plddt_teacher_is_learnt_as_the_plddt_track(tiny_records, tmp_path, monk
     assert all(np.allclose(r.labels, 0.8) for r in recs)
     recs, files = teacher_records("metapredict-v3", [fasta])
     assert {r.track for r in recs} == {"teacher"}
+
+
+def test_bilstm_numpy_prediction_equals_the_torch_module(tiny_records):
+    """Two LSTM layers, sequences of different lengths in one batch: numpy gives torch's numbers."""
+    model = get_family("bilstm")(channels=8, layers=8, epochs=1, batch_residues=100_000, progress=False)
+    model.fit(tiny_records[:12])
+    assert model.params.layers // 4 == 2
+    seqs = [r.sequence for r in tiny_records[12:20]]
+    numpy_scores = model.predict_proba(seqs, track="pdb")
+    module = model._torch_module()
+    for s, got in zip(seqs, numpy_scores):
+        x = torch.from_numpy(model._inputs(s)[None].astype(np.float32))
+        with torch.no_grad():
+            want = torch.sigmoid(module(x, torch.ones(1, len(s)))[0, :, 0]).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)

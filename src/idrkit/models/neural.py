@@ -7,8 +7,8 @@ training data's mean and spread. Outputs are one logit per residue and track (``
 labels allowed), class weighting, AdamW with warm-up and cosine decay, early stopping on held-out AUC
 (:mod:`idrkit.models.trainer`), a fixed seed and checkpoints.
 
-The torch modules are in :mod:`idrkit.models.torch_modules`; the CNN predicts without torch
-(:mod:`idrkit.models.cnn_numpy`), which is how the shipped default model predicts.
+The torch modules are in :mod:`idrkit.models.torch_modules`; the CNN and the BiLSTM predict without torch
+(:mod:`idrkit.models.cnn_numpy`, :mod:`idrkit.models.lstm_numpy`), which is how the shipped models predict.
 """
 
 from __future__ import annotations
@@ -128,20 +128,22 @@ class NeuralTagger(Estimator):
         return self._predict_index(sequences, self._head_index(track))
 
     def _predict_index(self, sequences, idx: int) -> list[np.ndarray]:
-        torch = require("torch", "train")
-        module = self._torch_module()
         out = []
-        with torch.no_grad():
-            for seqs in _length_batches(sequences, self.params.batch_residues, self.window):
-                x, mask = _pad([self._inputs(s) for s in seqs])
-                logits = _windowed(module, torch, x, mask, self.window)
-                probs = 1 / (1 + np.exp(-logits[..., idx]))
-                out += [probs[i, :len(s)] for i, s in enumerate(seqs)]
+        for seqs in _length_batches(sequences, self.params.batch_residues, self.window):
+            x, mask = _pad([self._inputs(s) for s in seqs])
+            probs = 1 / (1 + np.exp(-self._batch_logits(x, mask)[..., idx]))
+            out += [probs[i, :len(s)] for i, s in enumerate(seqs)]
         # batches follow increasing length; put the results back in input order
         restored = [None] * len(sequences)
         for pos, arr in zip(_length_order(sequences), out):
             restored[pos] = arr
         return restored
+
+    def _batch_logits(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Logits (B, L, heads) of a padded batch, by the torch module."""
+        torch = require("torch", "train")
+        with torch.no_grad():
+            return _windowed(self._torch_module(), torch, x, mask, self.window)
 
     # ------------------------------------------------------------------ training
     def fit(self, records: Sequence[Record], valid: Sequence[Record] | None = None) -> "NeuralTagger":
@@ -420,7 +422,7 @@ class CNNTagger(NeuralTagger):
 
 
 class BiLSTMTagger(NeuralTagger):
-    """Bidirectional LSTM (``bilstm``)."""
+    """Bidirectional LSTM (``bilstm``); predicts with numpy only (:mod:`idrkit.models.lstm_numpy`)."""
 
     family = "bilstm"
     arch = "bilstm"
@@ -429,6 +431,12 @@ class BiLSTMTagger(NeuralTagger):
         kwargs.setdefault("channels", 64)
         kwargs.setdefault("layers", 8)
         super().__init__(params, **kwargs)
+
+    def _batch_logits(self, x, mask):
+        from .lstm_numpy import bilstm_logits
+
+        arrays = {k: v.astype(np.float32) for k, v in self.arrays.items() if k.startswith("w.")}
+        return bilstm_logits(arrays, max(1, self.params.layers // 4), x, mask.sum(axis=1).astype(np.int64))
 
 
 class TransformerTagger(NeuralTagger):

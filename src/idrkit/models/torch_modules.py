@@ -1,5 +1,6 @@
 """The torch modules of the neural families (imported only where torch is needed: training, and
-prediction by the BiLSTM and transformer; the CNN predicts with :mod:`idrkit.models.cnn_numpy`).
+prediction by the transformer; the CNN and the BiLSTM predict with :mod:`idrkit.models.cnn_numpy` and
+:mod:`idrkit.models.lstm_numpy`).
 
 Every module maps a padded batch ``x`` (B, L, F) and its ``mask`` (B, L) to logits (B, L, heads).
 """
