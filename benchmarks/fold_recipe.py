@@ -412,7 +412,8 @@ def main(argv=None) -> int:
     tr.add_argument("--out", required=True)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--archs", nargs="+", default=["ctx32"], choices=sorted(ARCHS))
-    tr.add_argument("--variants", nargs="+", default=["balanced", "unweighted"], choices=sorted(VARIANTS))
+    tr.add_argument("--variants", nargs="*", default=["balanced", "unweighted"], choices=sorted(VARIANTS),
+                    help="fine-tuning variants (none: distil only)")
     tr.add_argument("--distil-epochs", type=int, default=30)
     tr.add_argument("--distil-budget", type=float, default=0.0, help="stop distilling after this many seconds")
     tr.add_argument("--snapshots", type=int, nargs="+", default=[3, 6], help="fine-tuning epochs to save")
