@@ -196,7 +196,8 @@ class Data:
         mask = pos[None, :] < lengths[:, None]
         idx = torch.where(mask, starts[:, None] + pos[None, :], torch.zeros_like(starts)[:, None])
         x = self.x[idx].float() * mask[..., None]
-        return x, mask.float(), self.y[idx].float()
+        y = torch.where(mask[..., None], self.y[idx].float(), torch.nan)  # padding is unknown
+        return x, mask.float(), y
 
 
 def run_epochs(torch, module, data, epochs: int, proteins_of_epoch, head_weights, pos_weight, lr: float,
@@ -205,7 +206,7 @@ def run_epochs(torch, module, data, epochs: int, proteins_of_epoch, head_weights
 
     With ``budget_s``, the first epoch's time sets how many epochs fit in the budget (at most ``epochs``) and
     the decay is stretched over those. Returns the number of epochs run."""
-    from idrkit.models.trainer import masked_bce
+    from idrkit.models.trainer import head_bce
 
     plans = [data.batches(proteins_of_epoch(e), rng) for e in range(epochs)]
     total = [sum(len(p) for p in plans)]
@@ -226,10 +227,7 @@ def run_epochs(torch, module, data, epochs: int, proteins_of_epoch, head_weights
             x, mask, y = data.gather(batch)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = module(x, mask)
-            known = (~torch.isnan(y)) & (mask[..., None] > 0)
-            target = torch.nan_to_num(y)
-            cls = torch.where(target > 0.5, pw.expand_as(target), torch.ones_like(target))
-            loss = masked_bce(torch, logits.float(), target, known * w * cls)
+            loss = head_bce(torch, logits, y, w, pw)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
@@ -268,7 +266,7 @@ def train(args) -> int:
     import torch
 
     from idrkit.cache import sequence_hash64
-    from idrkit.models.neural import NeuralParams
+    from idrkit.models.neural import NeuralParams, balanced_pos_weight
     from idrkit.models.torch_modules import build_module
 
     t_start = time.time()
@@ -310,6 +308,14 @@ def train(args) -> int:
     hashes = np.array([sequence_hash64(s) for s in pack["seqs"]], dtype=np.uint64)
     unl = np.arange(n_unl)
     lab = np.arange(n_unl, n_prot)
+    # the class weights of the balanced variant, per fold: sqrt(neg/pos) of each labelled head's training labels
+    lab_starts = pack["starts"][n_unl:] - pack["starts"][n_unl]
+    labels_of = [pack["labels"][s:s + n] for s, n in zip(lab_starts, pack["lengths"][n_unl:])]
+    balanced = {}
+    for k in list(range(n_folds)) + ["all"]:
+        keep = np.ones(len(labels_of), bool) if k == "all" else folds != k
+        balanced[k] = [balanced_pos_weight(np.concatenate([lb for lb, t, use in zip(labels_of, pack["tracks"], keep)
+                                                           if use and t == h])) for h in ("pdb", "nox")] + [1.0]
     for arch_name in args.archs:
         arch = {**ARCHS[arch_name], **dict(_setting(kv) for kv in args.set)}
         p = NeuralParams(**{k: v for k, v in arch.items() if k != "family"}, dropout=0.0)
@@ -332,13 +338,7 @@ def train(args) -> int:
         for variant in args.variants:
             for k in list(range(n_folds)) + ["all"]:
                 train_lab = lab if k == "all" else lab[folds != k]
-                lab_labels = {h: np.concatenate([pack["labels"][int(pack["starts"][i] - pack["starts"][n_unl]):][
-                    :pack["lengths"][i]] for i in train_lab if pack["tracks"][i - n_unl] == h]) for h in ("pdb", "nox")}
-                pw = [1.0, 1.0, 1.0]
-                if VARIANTS[variant] == "balanced":
-                    for j, h in enumerate(("pdb", "nox")):
-                        lb = lab_labels[h]
-                        pw[j] = float(np.sqrt((lb == 0).sum() / max((lb == 1).sum(), 1)))
+                pw = balanced[k] if VARIANTS[variant] == "balanced" else [1.0, 1.0, 1.0]
                 lab_res = int(data.lengths[train_lab].sum())
                 mean_len = float(data.lengths[unl].mean())
                 n_sample = min(n_unl, int(args.joint_ratio * lab_res / mean_len))

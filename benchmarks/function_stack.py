@@ -32,8 +32,7 @@ from idrkit.io import read_records
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
 from idrkit.models.stack import DISORDER_HEADS, SEQUENCE_SPEC, Stack, fit_logistic, logistic, stack_features
-from idrkit.regions import CallOptions, track_calls
-from idrkit.train import file_sha256, smoothed_fmax_threshold, write_card
+from idrkit.train import file_sha256, threshold_and_figures, write_card
 
 
 def out_of_fold(x, labels, fold, k: int, l2: float) -> list[np.ndarray]:
@@ -137,10 +136,7 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     for track, name in (("binding", "binding"), ("linker", "linker")):
         d = data[name]
         stack.fit_features(track, d["x"][chosen[0]], d["labels"])
-        thresholds[track] = smoothed_fmax_threshold(d["labels"], oof[name][chosen], track)
-        calls = [track_calls(s, CallOptions(track), thresholds[track]) for s in oof[name][chosen]]
-        m = pooled_metrics(d["labels"], oof[name][chosen], calls=calls)
-        folds_fig[track] = {key: m[key] for key in ("auc", "ap", "fmax", "f1", "mcc", "proteins")}
+        thresholds[track], folds_fig[track] = threshold_and_figures(d["labels"], oof[name][chosen], track)
     files = [{"path": str(p), "track": t, "sha256": file_sha256(p), "proteins": len(data[n]["recs"]),
               "kept_after_dedup": len(data[n]["recs"])}
              for t, n, p in (("binding", "binding", args.binding), ("linker", "linker", args.linker))]

@@ -44,7 +44,7 @@ from idrkit.models.base import resolve_threshold
 from idrkit.predict import get_model
 from idrkit.regions import CallOptions, track_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import load_training, shared_sequences, smoothed_fmax_threshold, write_card
+from idrkit.train import load_training, shared_sequences, threshold_and_figures, write_card
 
 TRACKS = ("pdb", "nox")
 METRICS = ("auc", "ap", "fmax", "f1", "mcc")
@@ -142,10 +142,15 @@ def main(argv=None) -> int:
         for d in Path(run).glob("*-distilled"):
             distilled_seen |= set(shared_sequences(load_model(d), [r.sequence for r in labelled]))
     rows_folds, thresholds = {}, {}
+
+    def out_of_fold_row(name):  # per track: the smoothed F-max threshold of the pooled scores, figures at it
+        rows_folds[name], thresholds[name] = {}, {}
+        for t in TRACKS:
+            thr, fig = threshold_and_figures(labels[t], oof[name][t], t)
+            thresholds[name][t], rows_folds[name][t] = thr, fig | {"thr": thr}
+
     for name in cands:
-        thresholds[name] = {t: smoothed_fmax_threshold(labels[t], oof[name][t], t) for t in TRACKS}
-        rows_folds[name] = {t: figures(labels[t], oof[name][t], calls_of(oof[name][t], t, thresholds[name][t], True))
-                            | {"thr": thresholds[name][t]} for t in TRACKS}
+        out_of_fold_row(name)
     meta = {}
     for teacher in args.baselines:
         sc = {t: teacher_scores(teacher, [labelled[i].sequence for i in idx]) for t, idx in by_track.items()}
@@ -156,9 +161,7 @@ def main(argv=None) -> int:
     mean_name = f"mean of the {len(cands)} candidates"
     if args.ensemble:  # an ensemble row, reported but not chosen from (it predicts len(cands) times slower)
         oof[mean_name] = {t: [np.mean(z, axis=0) for z in zip(*(oof[n][t] for n in cands))] for t in TRACKS}
-        thresholds[mean_name] = {t: smoothed_fmax_threshold(labels[t], oof[mean_name][t], t) for t in TRACKS}
-        rows_folds[mean_name] = {t: figures(labels[t], oof[mean_name][t], calls_of(
-            oof[mean_name][t], t, thresholds[mean_name][t], True)) | {"thr": thresholds[mean_name][t]} for t in TRACKS}
+        out_of_fold_row(mean_name)
 
     # ---------------------------------------------------------------- validation, scored once
     vrecs = read_records(args.valid, require_labels=True)
@@ -261,12 +264,12 @@ def main(argv=None) -> int:
                     raise InputError(f"{args.pack}: not the pack of these runs (other folds, or no file list)")
                 files = json.loads(str(z["files"]))
         ship(cands[chosen]["all"], Path(args.ship), chosen, thresholds[chosen], rows_folds[chosen],
-             rows_valid[chosen], files, k, args.valid, {t: len(idx) for t, idx in by_track.items()})
+             rows_valid[chosen], files, k, args.valid)
     return 0
 
 
 def ship(src: Path, out: Path, name: str, thresholds: dict, folds_fig: dict, valid_fig: dict, files, k: int,
-         valid: str, proteins: dict) -> None:
+         valid: str) -> None:
     """Copy the chosen ``-all`` model with its out-of-fold thresholds and a card saying how it was chosen."""
     if out.exists() and not (out / "model.json").is_file():
         raise InputError(f"{out}: exists and is not a model folder; not overwriting it")
@@ -287,7 +290,7 @@ def ship(src: Path, out: Path, name: str, thresholds: dict, folds_fig: dict, val
             "chosen_as": f"candidate '{name}': the highest mean of pdb AUC and AP on the pooled out-of-fold "
                          f"predictions among the candidates of benchmarks/fold_recipe.py (benchmarks/select_models.py)",
             "thresholds": dict(thresholds), "threshold_rule": rule,
-            "threshold_folds": {t: {**{m: folds_fig[t][m] for m in METRICS}, "proteins": proteins[t]} for t in TRACKS},
+            "threshold_folds": {t: {m: folds_fig[t][m] for m in (*METRICS, "proteins")} for t in TRACKS},
             "validation": {f"{Path(valid).name} (pdb track, scored after the choice)": {
                 m: valid_fig[m] for m in METRICS}}}
     model.meta["card"] = {key: card[key] for key in ("family", "trained_at", "training_files", "thresholds")}

@@ -48,9 +48,7 @@ def describe_model(model: str | Path) -> dict:
     est = get_model(model)
     card = est.meta.get("card", {})
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())  # parts in sub-folders too
-    parts = [est] + [p for p in (getattr(est, "base", None), getattr(est, "extra", None)) if p is not None]
-    parts += list(getattr(est, "members", []))
-    n_params = sum(int(v.size) for part in parts for k, v in part.arrays.items()
+    n_params = sum(int(v.size) for part in [est, *est.parts()] for k, v in part.arrays.items()
                    if k.startswith(("w.", "head.", "lr.")) and not k.endswith((".mu", ".sd")))
     validation = {}
     card_file = folder / "card.json"

@@ -150,11 +150,18 @@ def out_of_fold_thresholds(family: str, params: dict | None, labelled: Sequence[
                 scores += model.predict_proba([r.sequence for r in recs], track=track)
     thresholds, figures = {}, {}
     for track, (labels, scores) in pooled.items():
-        thresholds[track] = smoothed_fmax_threshold(labels, scores, track)
-        calls = [track_calls(s, CallOptions(track), thresholds[track]) for s in scores]
-        m = pooled_metrics(labels, scores, calls=calls)
-        figures[track] = {k: m[k] for k in ("auc", "ap", "fmax", "f1", "mcc", "proteins")}
+        thresholds[track], figures[track] = threshold_and_figures(labels, scores, track)
     return thresholds, figures
+
+
+def threshold_and_figures(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb"
+                          ) -> tuple[float, dict]:
+    """The smoothed F-max threshold of pooled scores and the figures of the calls made at it (AUC, AP,
+    F-max, F1, MCC, proteins)."""
+    threshold = smoothed_fmax_threshold(labels, scores, track)
+    calls = [track_calls(s, CallOptions(track), threshold) for s in scores]
+    m = pooled_metrics(labels, scores, calls=calls)
+    return threshold, {k: m[k] for k in ("auc", "ap", "fmax", "f1", "mcc", "proteins")}
 
 
 def smoothed_fmax_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb",

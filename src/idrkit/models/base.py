@@ -122,6 +122,10 @@ class Estimator:
     def _after_load(self) -> None:
         """Rebuild derived state from ``self.arrays`` after loading."""
 
+    def parts(self) -> list["Estimator"]:
+        """The models this one is made of and saves beside itself (none for a single network)."""
+        return []
+
     # -- shared
     @property
     def is_fitted(self) -> bool:

@@ -88,6 +88,9 @@ class Ensemble(Estimator):
                 out.append(sum(wj * parts[j][i] for j, wj in enumerate(w)) / w.sum())
         return out
 
+    def parts(self):
+        return list(self.members)
+
     def save(self, folder):
         folder = super().save(folder)
         for i, m in enumerate(self.members):

@@ -27,10 +27,15 @@ from ..records import Record
 from ._runtime import amp_dtype, progress_bar, select_device
 from .base import Estimator, Params, run_setting
 from .cnn_numpy import packed_probabilities, parallel_chunks
-from .trainer import Stage, Trainer, masked_bce, step_batches
+from .trainer import Stage, Trainer, head_bce, step_batches
 
 HEAD_ORDER = ("pdb", "nox", "binding", "linker", "plddt", "teacher")
 SOFT_HEADS = ("plddt", "teacher")  # learnt from a teacher's scores: no class weights, no held-out AUC
+
+
+def balanced_pos_weight(labels: np.ndarray) -> float:
+    """Weight of positive hard labels: sqrt(negatives / positives), a milder weighting than the ratio."""
+    return float(np.sqrt((labels == 0).sum() / max(int((labels == 1).sum()), 1)))
 
 
 def neural_feature_spec() -> FeatureSpec:
@@ -116,6 +121,14 @@ class NeuralTagger(Estimator):
     def _after_load(self) -> None:
         self.heads = list(self.meta.get("heads", []))
         self._module = None
+        self._f32 = None
+
+    _f32 = None  # float32 copies of the weights for numpy prediction, made at the first one
+
+    def _float32_arrays(self) -> dict[str, np.ndarray]:
+        if self._f32 is None:
+            self._f32 = {k: v.astype(np.float32) for k, v in self.arrays.items() if v.dtype.kind == "f"}
+        return self._f32
 
     def _head_index(self, track: str) -> int:
         if track in self.heads:
@@ -260,6 +273,7 @@ class NeuralTagger(Estimator):
     def _store(self, module) -> None:
         for k, v in module.state_dict().items():
             self.arrays[f"w.{k}"] = v.detach().float().cpu().numpy()
+        self._f32 = None
 
     def _steps_per_epoch(self, records) -> int:
         total = sum(min(len(r), self.params.crop) for r in records if r.track != "teacher"
@@ -273,9 +287,7 @@ class NeuralTagger(Estimator):
             for i, h in enumerate(heads):
                 if h in SOFT_HEADS:
                     continue
-                lab = np.concatenate([r.labels for r in records if r.track == h])
-                pos, neg = (lab == 1).sum(), (lab == 0).sum()
-                out[i] = float(np.sqrt(neg / max(pos, 1)))  # square root: a milder weighting than neg/pos
+                out[i] = balanced_pos_weight(np.concatenate([r.labels for r in records if r.track == h]))
         elif self.params.pos_weight not in (None, "none"):
             out[:] = float(self.params.pos_weight)
         return out
@@ -323,12 +335,8 @@ class _BatchLoss:
         yt = torch.from_numpy(y).to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.module(torch.from_numpy(x).to(self.device), torch.from_numpy(mask).to(self.device))
-        known = ~torch.isnan(yt)
-        target = torch.nan_to_num(yt)
         w = torch.tensor([self.weights.get(h, 0.0) for h in self.heads], device=self.device)
-        # class weight applies to hard labels only (teacher soft labels keep weight 1)
-        cls_w = torch.where(target > 0.5, self.pw.expand_as(target), torch.ones_like(target))
-        return masked_bce(torch, logits.float(), target, known * w * cls_w)
+        return head_bce(torch, logits, yt, w, self.pw)
 
 
 def _length_order(sequences) -> list[int]:
@@ -400,25 +408,15 @@ class CNNTagger(NeuralTagger):
         return [{h: p[:, j] for j, h in enumerate(heads)} for p in probs]
 
     def _predict_index(self, sequences, idx):
-        if self._f32 is None:
-            self._f32 = {k: v.astype(np.float32) for k, v in self.arrays.items() if v.dtype.kind == "f"}
+        weights = self._float32_arrays()
+
         def chunk(seqs):
             x = featurize_many(seqs, self.spec)
             x -= self.arrays["feature_mean"]
             x /= self.arrays["feature_std"]
-            return packed_probabilities(self._f32, self.params, x, [len(q) for q in seqs], idx)
+            return packed_probabilities(weights, self.params, x, [len(q) for q in seqs], idx)
 
         return parallel_chunks(sequences, chunk)
-
-    _f32 = None  # float32 copies of the weights, made at the first prediction
-
-    def _store(self, module) -> None:
-        super()._store(module)
-        self._f32 = None
-
-    def _after_load(self) -> None:
-        super()._after_load()
-        self._f32 = None
 
 
 class BiLSTMTagger(NeuralTagger):
@@ -435,8 +433,8 @@ class BiLSTMTagger(NeuralTagger):
     def _batch_logits(self, x, mask):
         from .lstm_numpy import bilstm_logits
 
-        arrays = {k: v.astype(np.float32) for k, v in self.arrays.items() if k.startswith("w.")}
-        return bilstm_logits(arrays, max(1, self.params.layers // 4), x, mask.sum(axis=1).astype(np.int64))
+        return bilstm_logits(self._float32_arrays(), max(1, self.params.layers // 4), x,
+                             mask.sum(axis=1).astype(np.int64))
 
 
 class TransformerTagger(NeuralTagger):

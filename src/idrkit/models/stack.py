@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ModelError
 from ..features.encoders import FeatureSpec, featurize_many
 from ..records import TRACKS, Record
-from .base import Estimator, Params, read_model_json
+from .base import Estimator, Params
 
 DISORDER_HEADS = ("pdb", "nox", "teacher")
 SEQUENCE_SPEC = FeatureSpec(composition_windows=[15], scale_windows=[9, 21], entropy_windows=[15],
@@ -48,14 +48,15 @@ def window_mean(x: np.ndarray, w: int) -> np.ndarray:
 
 def stack_features(scores: dict[str, np.ndarray], sequence_features: np.ndarray, interactions: bool) -> np.ndarray:
     """Per-residue inputs of the regressions from the three disorder scores and the sequence features."""
-    cols = []
+    cols, means = [], {}
     for h in DISORDER_HEADS:
         x = np.asarray(scores[h], dtype=np.float64)
-        cols += [x] + [window_mean(x, w) for w in (9, 21, 51, 151)] + [x - window_mean(x, w) for w in (21, 51, 151)]
+        means[h] = {w: window_mean(x, w) for w in (9, 21, 51, 151)}
+        cols += [x] + list(means[h].values()) + [x - means[h][w] for w in (21, 51, 151)]
     out = np.hstack([np.stack(cols, 1), sequence_features])
     if interactions:
         nox = np.asarray(scores["nox"], dtype=np.float64)
-        out = np.hstack([out, sequence_features * nox[:, None], sequence_features * window_mean(nox, 21)[:, None]])
+        out = np.hstack([out, sequence_features * nox[:, None], sequence_features * means["nox"][21][:, None]])
     return out
 
 
@@ -106,6 +107,9 @@ class Stack(Estimator):
         self.base, self.extra = base, extra
         self._set_tracks()
         return self
+
+    def parts(self) -> list[Estimator]:
+        return [m for m in (self.base, self.extra) if m is not None]
 
     def stacked_tracks(self) -> list[str]:
         return sorted({k.split(".")[1] for k in self.arrays if k.startswith("lr.")}, key=TRACKS.index)
@@ -177,7 +181,6 @@ class Stack(Estimator):
         from . import load_model
 
         model = super().load(folder)
-        read_model_json(Path(folder) / "base")
         extra = Path(folder) / "extra"
         model.base = load_model(Path(folder) / "base")
         model.extra = load_model(extra) if extra.is_dir() else None

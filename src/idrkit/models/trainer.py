@@ -101,3 +101,13 @@ def masked_bce(torch, logits, target, weights):
     """Binary cross-entropy of logits against (soft) targets, weighted per residue (0 = ignored)."""
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return (bce * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def head_bce(torch, logits, y, head_weights, pos_weight):
+    """:func:`masked_bce` of per-head logits (B, L, heads) against targets ``y`` with NaN where unknown:
+    each head weighted by ``head_weights``, positive hard labels (> 0.5) by ``pos_weight`` (soft teacher
+    targets keep 1 where they are below 0.5)."""
+    known = ~torch.isnan(y)
+    target = torch.nan_to_num(y)
+    cls_w = torch.where(target > 0.5, pos_weight.expand_as(target), torch.ones_like(target))
+    return masked_bce(torch, logits.float(), target, known * head_weights * cls_w)
