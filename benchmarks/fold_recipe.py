@@ -37,6 +37,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -44,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
+from idrkit.io import atomic_path
 
 HEADS = ("pdb", "nox", "teacher")
 ARCHS = {
@@ -81,12 +83,12 @@ def make_pack(args) -> int:
     q = np.clip(np.round(scores * 250), 0, 250).astype(np.uint8)
     labels = np.concatenate([r.labels.astype(np.int8) for r in labelled])
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out, sequences=np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8), lengths=lengths,
-        n_unlabelled=np.array(len(unl)), v3_delta=np.diff(q, prepend=np.uint8(0)),
-        labels=labels, tracks=np.array([r.track for r in labelled]), ids=np.array([r.id for r in labelled]),
-        folds=folds.astype(np.int8), teacher=np.array(args.teacher), files=np.array(json.dumps(files)))
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:  # no half-written pack if this fails
+        np.savez_compressed(
+            fh, sequences=np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8), lengths=lengths,
+            n_unlabelled=np.array(len(unl)), v3_delta=np.diff(q, prepend=np.uint8(0)),
+            labels=labels, tracks=np.array([r.track for r in labelled]), ids=np.array([r.id for r in labelled]),
+            folds=folds.astype(np.int8), teacher=np.array(args.teacher), files=np.array(json.dumps(files)))
     print(f"{out}: {len(unl)} unlabelled ({lengths[:len(unl)].sum():,} residues), {len(labelled)} labelled "
           f"({lengths[len(unl):].sum():,} residues), {args.folds} folds; {out.stat().st_size / 1e6:.1f} MB")
     return 0
@@ -122,7 +124,8 @@ def _featurize_chunk(job):
 
 
 def featurize_all(seqs, starts, workers: int, scratch: Path):
-    """Standardised features of every residue (float16, rows in sequence order) and their mean and spread."""
+    """Standardised features of every residue (float16, rows in sequence order) and their mean and spread;
+    the workers share a temporary file in ``scratch``, removed whatever happens."""
     from idrkit.features.encoders import featurize_many
     from idrkit.models.neural import neural_feature_spec
 
@@ -134,7 +137,17 @@ def featurize_all(seqs, starts, workers: int, scratch: Path):
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
     n = int(sum(len(s) for s in seqs))
     shape = (n, feats.shape[1])
-    path = scratch / "features.f16"
+    fd, name = tempfile.mkstemp(prefix="features.", suffix=".f16", dir=scratch)  # never a file of the user's
+    os.close(fd)
+    path = Path(name)
+    try:
+        return _featurize_into(path, seqs, starts, shape, mean, std, workers), mean, std
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _featurize_into(path: Path, seqs, starts, shape, mean, std, workers: int) -> np.ndarray:
+    """Workers write their rows into the memory-mapped ``path``; returns the rows in memory."""
     np.memmap(path, dtype=np.float16, mode="w+", shape=shape).flush()
     jobs, i = [], 0
     while i < len(seqs):
@@ -149,8 +162,8 @@ def featurize_all(seqs, starts, workers: int, scratch: Path):
             done = sum(pool.imap_unordered(_featurize_chunk, jobs))
     else:
         done = sum(map(_featurize_chunk, jobs))
-    assert done == n
-    return np.memmap(path, dtype=np.float16, mode="r", shape=shape), mean, std
+    assert done == shape[0]
+    return np.array(np.memmap(path, dtype=np.float16, mode="r", shape=shape))
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -159,7 +172,7 @@ class Data:
 
     def __init__(self, torch, device, x, pack, batch_residues: int):
         self.torch, self.device = torch, device
-        self.x = torch.from_numpy(np.array(x)).to(device)
+        self.x = torch.from_numpy(x).to(device)
         n = x.shape[0]
         y = np.full((n, len(HEADS)), np.nan, dtype=np.float16)
         y[:, 2] = pack["v3"]
@@ -304,7 +317,6 @@ def train(args) -> int:
     log(f"features of {x.shape[0]:,} residues ({n_unl} unlabelled, {n_prot - n_unl} labelled proteins)")
     data = Data(torch, device, x, pack, args.batch_residues)
     del x
-    os.remove(scratch / "features.f16")
     hashes = np.array([sequence_hash64(s) for s in pack["seqs"]], dtype=np.uint64)
     unl = np.arange(n_unl)
     lab = np.arange(n_unl, n_prot)

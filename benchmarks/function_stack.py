@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
+from idrkit.io import atomic_folder
 from idrkit.features.encoders import featurize_many
 from idrkit.io import read_records
 from idrkit.metrics import pooled_metrics
@@ -145,24 +146,23 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     stack.meta = {"thresholds": thresholds, "threshold_rule": rule,
                   "card": {"family": "stack", "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                            "training_files": files, "thresholds": thresholds}}
-    if out.exists():
-        shutil.rmtree(out)
-    stack.save(out)
-    for part, sub in ((base_dir, "base"), (Path(args.extra) if args.extra else None, "extra")):
-        for card in ("card.json", "card.md"):  # each part keeps its own card
-            if part is not None and (part / card).is_file():
-                shutil.copy(part / card, out / sub / card)
     validation = {}
     if (base_dir / "card.json").is_file():
         validation = json.loads((base_dir / "card.json").read_text()).get("validation", {})
-    write_card(out, {"family": "stack", "idrkit_version": __version__, "trained_at": stack.meta["card"]["trained_at"],
-                     "training_files": files, "params": {"l2": chosen[1], "interactions": chosen[0],
-                                                         "base": f"{args.candidate}-all (benchmarks/fold_recipe.py)",
-                                                         "extra": args.extra or ""},
-                     "chosen_as": "the regression variant with the highest mean out-of-fold AUC over binding, binding "
-                                  "within IDRs and linker (benchmarks/function_stack.py)",
-                     "thresholds": thresholds, "threshold_rule": rule, "threshold_folds": folds_fig,
-                     "validation": validation})
+    with atomic_folder(out) as tmp:  # a failure leaves any earlier model there as it was
+        stack.save(tmp)
+        for part, sub in ((base_dir, "base"), (Path(args.extra) if args.extra else None, "extra")):
+            for card in ("card.json", "card.md"):  # each part keeps its own card
+                if part is not None and (part / card).is_file():
+                    shutil.copy(part / card, tmp / sub / card)
+        write_card(tmp, {"family": "stack", "idrkit_version": __version__, "trained_at": stack.meta["card"]["trained_at"],
+                         "training_files": files, "params": {
+                             "l2": chosen[1], "interactions": chosen[0], "extra": args.extra or "",
+                             "base": f"{args.candidate}-all (benchmarks/fold_recipe.py)"},
+                         "chosen_as": "the regression variant with the highest mean out-of-fold AUC over binding, "
+                                      "binding within IDRs and linker (benchmarks/function_stack.py)",
+                         "thresholds": thresholds, "threshold_rule": rule, "threshold_folds": folds_fig,
+                         "validation": validation})
 
 
 if __name__ == "__main__":

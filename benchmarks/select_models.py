@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
-from idrkit.io import read_records
+from idrkit.io import atomic_folder, atomic_path, read_records, write_text_atomic
 from idrkit.metrics import paired_bootstrap, pooled_metrics
 from idrkit.models import load_model
 from idrkit.models.base import resolve_threshold
@@ -205,7 +204,7 @@ def main(argv=None) -> int:
     if args.dump:  # every score behind the table, for further analysis
         import pickle
 
-        with open(args.dump, "wb") as fh:
+        with atomic_path(args.dump) as tmp, open(tmp, "wb") as fh:
             pickle.dump({"oof": oof, "metapredict_folds": meta, "labels": labels, "valid_scores": vscores,
                          "valid_labels": vlab, "thresholds": thresholds, "chosen": chosen}, fh)
 
@@ -256,7 +255,7 @@ def main(argv=None) -> int:
     print(text)
     print(f"\n({time.time() - t0:.0f} s)", file=sys.stderr)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        write_text_atomic(args.markdown, text + "\n")
     if args.ship:
         if args.pack:
             with np.load(args.pack) as z:
@@ -294,10 +293,9 @@ def ship(src: Path, out: Path, name: str, thresholds: dict, folds_fig: dict, val
             "validation": {f"{Path(valid).name} (pdb track, scored after the choice)": {
                 m: valid_fig[m] for m in METRICS}}}
     model.meta["card"] = {key: card[key] for key in ("family", "trained_at", "training_files", "thresholds")}
-    if out.exists():
-        shutil.rmtree(out)
-    model.save(out)
-    write_card(out, card)
+    with atomic_folder(out) as tmp:  # a failure leaves any earlier model there as it was
+        model.save(tmp)
+        write_card(tmp, card)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
                      "ctx32-unweighted-e1-fold1"]
     folds = json.loads((out / "folds.json").read_text())
     assert len(folds) == 36 and {f["fold"] for f in folds} == {0, 1}
+    assert not list(out.glob("features.*")) and not list(tmp_path.glob(".pack.npz.*"))  # no scratch left
     # the recurrent architecture (torch prediction) through the same recipe
     lstm_out = tmp_path / "lstm"
     assert recipe.main(["train", "--pack", str(pack), "--out", str(lstm_out), "--archs", "lstm52", "--variants",
@@ -174,6 +175,7 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     direct = model1.predict_proba([seqs[nox_ids[i]] for i in in_fold1], track="nox")
     for i, s in zip(in_fold1, direct):
         np.testing.assert_allclose(d["oof"]["ctx32-unweighted-e1"]["nox"][i], s, rtol=1e-6)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shipped.")]  # written through a temp folder
     shipped = load_model(ship)
     assert shipped.meta["thresholds"] == d["thresholds"]["ctx32-unweighted-e1"]
     card = (ship / "card.md").read_text()

@@ -435,3 +435,27 @@ def test_seen_ids_stay_exact_past_a_chunk(monkeypatch):
     assert all(seen.add(f"p{i}") for i in range(400))
     assert seen.older.size == 400 and not seen.recent
     assert not seen.add("p17") and not seen.add("p399") and seen.add("p400") and not seen.add("p400")
+
+
+def test_atomic_folder_replaces_only_on_success(tmp_path):
+    import pytest
+
+    from idrkit.errors import OutputError
+    from idrkit.io import atomic_folder
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as tmp:
+            (tmp / "new.txt").write_text("half")
+            raise RuntimeError("failed while writing")
+    assert (out / "old.txt").read_text() == "old" and not (out / "new.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    with atomic_folder(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        with atomic_folder(tmp_path / "file"):
+            pass

@@ -59,6 +59,30 @@ def atomic_path(path: str | Path):
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | Path):
+    """Yield a temporary folder beside ``path``; only if the block succeeds does it take the place of
+    ``path`` (a folder already there is removed then, not before: a failure leaves it as it was)."""
+    import shutil
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file; name a folder to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise os_error(path, exc) from None
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a whole text file through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
