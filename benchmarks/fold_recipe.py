@@ -17,7 +17,7 @@ clustered together by MMseqs2 at 30% identity and the clusters split into ``--fo
    ``--snapshots`` epochs; then the same on all labelled proteins (``-all``, the candidate to ship).
 
 Architectures (``--archs``): CNNs (``plain32`` is the shipped default's shape, ``ctx32`` adds the protein's
-mean hidden state, ``ctx48`` is wider) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
+mean hidden state, ``ctx48`` is wider, ``rec32`` adds a BiLSTM over 16-residue chunk means) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
 layers of 52 units; numpy prediction, slower than the CNNs). ``--set channels=8 layers=2`` shrinks every architecture for a
 trial. Every model is an idrkit model folder ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all`` under ``--out``,
 with ``folds.json`` (track, id and fold of every labelled protein). ``benchmarks/select_models.py`` scores them on
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
-from idrkit.io import atomic_path
+from idrkit.io import atomic_folder, atomic_path
 
 HEADS = ("pdb", "nox", "teacher")
 ARCHS = {
@@ -53,6 +53,9 @@ ARCHS = {
     "ctx32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": True},
     "plain32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": False},
     "ctx48": {"channels": 48, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": True},
+    # the default's shape plus a BiLSTM over means of 16-residue chunks (context from the whole protein)
+    "rec32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": False,
+              "recurrent": 16},
     # a recurrent student shaped like metapredict v3 (2 bidirectional LSTM layers of 52 units); it predicts
     # with numpy, one time step at a time: too slow for the default, fit for a second model
     "lstm52": {"family": "bilstm", "channels": 52, "layers": 8},
@@ -123,18 +126,24 @@ def _featurize_chunk(job):
     return x.shape[0]
 
 
-def featurize_all(seqs, starts, workers: int, scratch: Path):
-    """Standardised features of every residue (float16, rows in sequence order) and their mean and spread;
-    the workers share a temporary file in ``scratch``, removed whatever happens."""
+def featurize_all(seqs, starts, workers: int, scratch: Path, standardise=None):
+    """Standardised features of every residue (float16, rows in sequence order) and their mean and spread
+    (``standardise`` = (mean, std) to use given ones); the workers share a temporary file in ``scratch``,
+    removed whatever happens."""
     from idrkit.features.encoders import featurize_many
     from idrkit.models.neural import neural_feature_spec
 
     rng = np.random.default_rng(0)
     sample = [seqs[i] for i in rng.choice(len(seqs), min(len(seqs), 500), replace=False)]
     feats = featurize_many(sample, neural_feature_spec())
-    mean = feats.mean(axis=0).astype(np.float32)
-    std = feats.std(axis=0)
-    std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+    if standardise is not None:
+        mean, std = (np.asarray(a, dtype=np.float32) for a in standardise)
+        if mean.shape != (feats.shape[1],) or std.shape != (feats.shape[1],):
+            raise InputError(f"the starting model has {mean.size} features, these proteins {feats.shape[1]}")
+    else:
+        mean = feats.mean(axis=0).astype(np.float32)
+        std = feats.std(axis=0)
+        std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
     n = int(sum(len(s) for s in seqs))
     shape = (n, feats.shape[1])
     fd, name = tempfile.mkstemp(prefix="features.", suffix=".f16", dir=scratch)  # never a file of the user's
@@ -272,7 +281,8 @@ def save_model(folder: Path, module, arch: dict, mean, std, hashes, card: dict):
     model.heads = list(HEADS)
     model.tracks = ("pdb", "nox")
     model.meta = {"heads": list(HEADS), "thresholds": {"pdb": 0.5, "nox": 0.5}, "card": card}
-    model.save(folder)
+    with atomic_folder(folder) as tmp:  # a run stopped while saving keeps the previous checkpoint
+        model.save(tmp)
 
 
 def train(args) -> int:
@@ -313,7 +323,15 @@ def train(args) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     scratch = Path(args.scratch or out)
-    x, mean, std = featurize_all(pack["seqs"], pack["starts"], args.workers, scratch)
+    init = None
+    if args.init:  # its standardisation too, so that its weights mean what they meant
+        from idrkit.models import load_model
+
+        init = load_model(args.init)
+        if init.family != "cnn" or not all(k in init.arrays for k in ("feature_mean", "feature_std")):
+            raise InputError(f"--init {args.init}: not a CNN model folder")
+    x, mean, std = featurize_all(pack["seqs"], pack["starts"], args.workers, scratch,
+                                 None if init is None else (init.arrays["feature_mean"], init.arrays["feature_std"]))
     log(f"features of {x.shape[0]:,} residues ({n_unl} unlabelled, {n_prot - n_unl} labelled proteins)")
     data = Data(torch, device, x, pack, args.batch_residues)
     del x
@@ -332,20 +350,29 @@ def train(args) -> int:
         arch = {**ARCHS[arch_name], **dict(_setting(kv) for kv in args.set)}
         p = NeuralParams(**{k: v for k, v in arch.items() if k != "family"}, dropout=0.0)
         module = build_module(arch.get("family", "cnn"), p, len(mean), len(HEADS)).to(device)
+        if init is not None:
+            log(f"{arch_name}: starting from {args.init} ({_warm_start(torch, module, init)})")
         log(f"{arch_name}: distilling from v3 on {n_unl} proteins")
         t_arch = time.time()
+        base_card = {"recipe": "benchmarks/fold_recipe.py", "arch": arch_name, **arch,
+                     "distil_proteins": n_unl, "teacher": pack["teacher"], "distil_lr": args.lr,
+                     "ft_lr": args.ft_lr, "batch_residues": args.batch_residues, "teacher_weight": args.teacher_weight,
+                     "device": str(device), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     "training_files": pack["files"], "init": args.init}
+
+        def distil_checkpoint(e, arch=arch, arch_name=arch_name, base_card=base_card):
+            save_model(out / f"{arch_name}-distilled", module, arch, mean, std, hashes[:n_unl],
+                       dict(base_card, distil_epochs=e))
+
         n_ep = run_epochs(torch, module, data, args.distil_epochs, lambda e: unl, [0.0, 0.0, 1.0],
-                          [1.0, 1.0, 1.0], args.lr, rng, device, budget_s=args.distil_budget, log=log)
+                          [1.0, 1.0, 1.0], args.lr, rng, device, budget_s=args.distil_budget, log=log,
+                          on_epoch=distil_checkpoint)
         with torch.no_grad():  # the labelled heads start from the teacher head (and serve as it when saved)
             module.out.weight[:2] = module.out.weight[2]
             module.out.bias[:2] = module.out.bias[2]
         distilled = {k: v.detach().clone() for k, v in module.state_dict().items()}
         t_distil = time.time() - t_arch
-        base_card = {"recipe": "benchmarks/fold_recipe.py", "arch": arch_name, **arch, "distil_epochs": n_ep,
-                     "distil_proteins": n_unl, "teacher": pack["teacher"], "distil_lr": args.lr,
-                     "ft_lr": args.ft_lr, "batch_residues": args.batch_residues, "teacher_weight": args.teacher_weight,
-                     "device": str(device), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     "training_files": pack["files"]}
+        base_card["distil_epochs"] = n_ep
         save_model(out / f"{arch_name}-distilled", module, arch, mean, std, hashes[:n_unl], base_card)
         for variant in args.variants:
             for k in list(range(n_folds)) + ["all"]:
@@ -390,10 +417,21 @@ def train(args) -> int:
     return 0
 
 
+def _warm_start(torch, module, src) -> str:
+    """Copies the weights of the model ``src`` into ``module`` wherever names and shapes agree (the parts
+    the model lacks, e.g. a recurrent part, keep their initialisation); says what it did."""
+    state = module.state_dict()
+    copied = [k for k in state if f"w.{k}" in src.arrays and tuple(src.arrays[f"w.{k}"].shape) == tuple(state[k].shape)]
+    for k in copied:
+        state[k] = torch.from_numpy(np.array(src.arrays[f"w.{k}"]))
+    module.load_state_dict(state)
+    return f"{len(copied)} of {len(state)} weight arrays copied"
+
+
 def _setting(kv: str):
     key, sep, value = kv.partition("=")
-    if not sep or key not in ("channels", "layers", "kernel"):
-        raise InputError(f"--set {kv}: expected channels=N, layers=N or kernel=N")
+    if not sep or key not in ("channels", "layers", "kernel", "recurrent"):
+        raise InputError(f"--set {kv}: expected channels=N, layers=N, kernel=N or recurrent=N")
     return key, int(value)
 
 
@@ -441,6 +479,7 @@ def main(argv=None) -> int:
     tr.add_argument("--tar-to", default="", help="also write ARCH.tar.gz of the models into this folder")
     tr.add_argument("--deadline", type=float, default=0.0, help="start no new architecture after this many s")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--init", default="", help="a model folder (from this pack) whose weights start distillation")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override CNN parameters of every architecture (e.g. channels=8 layers=2 for a trial)")
     args = ap.parse_args(argv)

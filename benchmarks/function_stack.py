@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
-from idrkit.io import atomic_folder
+from idrkit.io import atomic_folder, check_model_folder_output
 from idrkit.features.encoders import featurize_many
 from idrkit.io import read_records
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
 from idrkit.models.stack import DISORDER_HEADS, SEQUENCE_SPEC, Stack, fit_logistic, logistic, stack_features
-from idrkit.train import file_sha256, threshold_and_figures, write_card
+from idrkit.train import CALLS_RULE, file_sha256, threshold_and_figures, write_card
 
 
 def out_of_fold(x, labels, fold, k: int, l2: float) -> list[np.ndarray]:
@@ -44,6 +44,33 @@ def out_of_fold(x, labels, fold, k: int, l2: float) -> list[np.ndarray]:
         lr = fit_logistic([x[j] for j in train], [labels[j] for j in train], l2)
         for j in np.flatnonzero(fold == i):
             oof[j] = logistic(x[j], lr)
+    return oof
+
+
+GBDT = dict(num_leaves=15, learning_rate=0.05, n_estimators=300, min_child_samples=200, subsample=0.8,
+            subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0)
+
+
+def out_of_fold_gbdt(x, scores, labels, fold, k: int) -> list[np.ndarray]:
+    """Out-of-fold scores of a gradient-boosted tree stacker (LightGBM, one thread) on the features of the
+    regressions without interactions plus the protein's log length, mean ``nox`` score, fraction with ``nox``
+    >= 0.5 and each residue's relative position: a comparison (never chosen, not a shippable track)."""
+    import lightgbm as lgb
+
+    def with_protein(xi, s):
+        n = len(xi)
+        return np.hstack([xi, np.tile([np.log(n), s["nox"].mean(), (s["nox"] >= 0.5).mean()], (n, 1)),
+                          (np.arange(n) / n)[:, None]])
+
+    x = [with_protein(xi, s) for xi, s in zip(x, scores)]
+    oof: list = [None] * len(x)
+    for i in range(k):
+        train = [j for j in range(len(x)) if fold[j] != i]
+        xs, ys = np.concatenate([x[j] for j in train]), np.concatenate([labels[j] for j in train])
+        keep = ys >= 0
+        model = lgb.LGBMClassifier(n_jobs=1, verbose=-1, random_state=0, **GBDT).fit(xs[keep], ys[keep].astype(int))
+        for j in np.flatnonzero(fold == i):
+            oof[j] = model.predict_proba(x[j])[:, 1]
     return oof
 
 
@@ -60,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default=None, help="the base --ship uses (default RUNS/CANDIDATE-all): the same "
                     "weights, e.g. with the thresholds and card select_models.py --ship gave it")
     ap.add_argument("--extra", default=None, help="a model folder whose further tracks (e.g. plddt) --ship keeps")
+    ap.add_argument("--gbdt", action="store_true", help="also score a LightGBM stacker (a comparison, never chosen)")
     args = ap.parse_args(argv)
     runs = Path(args.runs)
     if not (runs / "folds.json").is_file():
@@ -89,25 +117,29 @@ def main(argv=None) -> int:
         labels = [r.labels for r in recs]
         data[name] = {"recs": recs, "fold": fold, "scores": scores, "x": x, "labels": labels}
         oof[name] = {v: out_of_fold(x[v[0]], labels, fold, k, v[1]) for v in variants}
+        if args.gbdt:
+            oof[name]["gbdt"] = out_of_fold_gbdt(x[False], scores, labels, fold, k)
 
     def auc(labels, scores):
         return pooled_metrics(labels, scores)["auc"]
 
     chosen = max(variants, key=lambda v: np.mean([auc(data[n]["labels"], oof[n][v]) for n in files]))
     label = {v: f"LR l2={v[1]:g}" + (" +int" if v[0] else "") for v in variants}
+    shown = variants + (["gbdt"] if args.gbdt else [])
+    label["gbdt"] = "LightGBM"
     print(f"disorder scores: {args.candidate}, {k} folds; logistic regression per fold on the other folds; "
           f"chosen (highest mean AUC of the three files): {label[chosen]}")
-    print(f"{'labels':<40} {'proteins':>8} {'nox score':>10} " + " ".join(f"{label[v]:>14}" for v in variants))
+    print(f"{'labels':<40} {'proteins':>8} {'nox score':>10} " + " ".join(f"{label[v]:>14}" for v in shown))
     for name, d in data.items():
         cells = [f"{auc(d['labels'], [s['nox'] for s in d['scores']]):>10.4f}"]
-        cells += [f"{auc(d['labels'], oof[name][v]):>14.4f}" for v in variants]
+        cells += [f"{auc(d['labels'], oof[name][v]):>14.4f}" for v in shown]
         print(f"{name:<40} {len(d['recs']):>8} " + " ".join(cells))
     # the binding track as shipped (fitted on all binding labels), scored on the within-IDR labels
     order = {r.id: i for i, r in enumerate(data["binding"]["recs"])}
     within = data["binding within IDRs"]
     pos = [order[r.id] for r in within["recs"]]
     cells = [f"{auc(within['labels'], [s['nox'] for s in within['scores']]):>10.4f}"]
-    cells += [f"{auc(within['labels'], [oof['binding'][v][j] for j in pos]):>14.4f}" for v in variants]
+    cells += [f"{auc(within['labels'], [oof['binding'][v][j] for j in pos]):>14.4f}" for v in shown]
     print(f"{'binding track, scored within IDRs':<40} {len(pos):>8} " + " ".join(cells))
     if args.ship:
         ship(args, runs, data, oof, chosen, k)
@@ -116,12 +148,10 @@ def main(argv=None) -> int:
 
 def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     """A stack model on the candidate's -all model: regressions fitted on all out-of-fold features, thresholds
-    from the out-of-fold scores (smoothed F-max), the base's and the extra model's own thresholds kept."""
+    from the out-of-fold scores (``calls_threshold``), the base's and the extra model's own thresholds kept."""
     from idrkit import __version__
 
-    out = Path(args.ship)
-    if out.exists() and not (out / "model.json").is_file():
-        raise InputError(f"{out}: exists and is not a model folder; not overwriting it")
+    out = check_model_folder_output(args.ship)
     base_dir = Path(args.base) if args.base else runs / f"{args.candidate}-all"
     base = load_model(base_dir)
     trained = load_model(runs / f"{args.candidate}-all")
@@ -141,7 +171,7 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     files = [{"path": str(p), "track": t, "sha256": file_sha256(p), "proteins": len(data[n]["recs"]),
               "kept_after_dedup": len(data[n]["recs"])}
              for t, n, p in (("binding", "binding", args.binding), ("linker", "linker", args.linker))]
-    rule = (f"binding and linker: the smoothed F-max threshold of the out-of-fold scores ({k} MMseqs2 folds); "
+    rule = (f"binding and linker: {CALLS_RULE}, of the out-of-fold scores ({k} MMseqs2 folds); "
             "the other tracks: their model's own")
     stack.meta = {"thresholds": thresholds, "threshold_rule": rule,
                   "card": {"family": "stack", "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

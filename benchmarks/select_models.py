@@ -7,8 +7,9 @@ The protocol (docs/benchmarks.md, "Choosing on folds"):
    recipe, one model per fold on the other folds (``NAME-foldK``) and one on all of them (``NAME-all``).
 2. Every labelled protein is predicted by the model of its fold; these out-of-fold scores are pooled per track.
    metapredict v3 and v2 are scored on the same proteins. Per candidate and track: AUC, AP, F-max and the F1
-   and MCC of the calls at the threshold chosen on the same pooled scores (the smoothed F-max threshold: the
-   calls ``idrkit predict`` makes, region smoothing included). metapredict's calls are its scores >= 0.5.
+   and MCC of the calls at the threshold chosen on the same pooled scores (``idrkit.train.calls_threshold``:
+   the calls ``idrkit predict`` makes, region smoothing included; the best MCC among thresholds within 0.005
+   of F-max). metapredict's calls are its scores >= 0.5.
 3. The candidate with the highest mean of ``pdb`` AUC and AP on the folds is chosen (``--rule``); its
    thresholds are its out-of-fold thresholds.
 4. Only then is the validation file scored: every candidate's ``-all`` model at its out-of-fold thresholds,
@@ -36,14 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
-from idrkit.io import atomic_folder, atomic_path, read_records, write_text_atomic
+from idrkit.io import atomic_folder, atomic_path, check_model_folder_output, read_records, write_text_atomic
 from idrkit.metrics import paired_bootstrap, pooled_metrics
 from idrkit.models import load_model
 from idrkit.models.base import resolve_threshold
 from idrkit.predict import get_model
 from idrkit.regions import CallOptions, track_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import load_training, shared_sequences, threshold_and_figures, write_card
+from idrkit.train import CALLS_RULE, load_training, shared_sequences, threshold_and_figures, write_card
 
 TRACKS = ("pdb", "nox")
 METRICS = ("auc", "ap", "fmax", "f1", "mcc")
@@ -106,10 +107,20 @@ def main(argv=None) -> int:
     ap.add_argument("--ensemble", action="store_true",
                     help="add rows for the mean of every candidate (reported, never chosen: it is slower) and "
                          "for the chosen candidate averaged with the first baseline (what the labels add to it)")
+    ap.add_argument("--top", type=int, default=0, metavar="K",
+                    help="also consider the mean of the best k candidates (by the rule, on the folds) for k = 2..K "
+                         "and choose k by the same rule on the folds: a slower, more accurate model")
+    ap.add_argument("--ship-top", default=None, help="write that mean here (an ensemble of the -all models), "
+                    "thresholds and card included")
     ap.add_argument("--dump", default=None, help="write every score behind the table here (pickle)")
     ap.add_argument("--ship", default=None, help="write the chosen candidate here, thresholds and card included")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.ship_top and args.top < 2:
+        raise InputError("--ship-top needs --top K (K >= 2)")
+    for out in (args.ship, args.ship_top):  # refused before the work, not after
+        if out:
+            check_model_folder_output(out)
     cands, folds = candidates(args.runs)
     if not cands:
         raise InputError("no complete candidate (every fold and -all) in " + ", ".join(args.runs))
@@ -142,7 +153,7 @@ def main(argv=None) -> int:
             distilled_seen |= set(shared_sequences(load_model(d), [r.sequence for r in labelled]))
     rows_folds, thresholds = {}, {}
 
-    def out_of_fold_row(name):  # per track: the smoothed F-max threshold of the pooled scores, figures at it
+    def out_of_fold_row(name):  # per track: the calls threshold of the pooled scores, figures at it
         rows_folds[name], thresholds[name] = {}, {}
         for t in TRACKS:
             thr, fig = threshold_and_figures(labels[t], oof[name][t], t)
@@ -162,6 +173,17 @@ def main(argv=None) -> int:
         oof[mean_name] = {t: [np.mean(z, axis=0) for z in zip(*(oof[n][t] for n in cands))] for t in TRACKS}
         out_of_fold_row(mean_name)
 
+    top_name = None
+    if args.top >= 2:  # means of the best k candidates; k chosen on the folds by the same rule
+        ranked = sorted(cands, key=lambda n: -(rows_folds[n]["pdb"]["auc"] + rows_folds[n]["pdb"]["ap"]))
+        for k_top in range(2, min(args.top, len(ranked)) + 1):
+            name = f"mean of the best {k_top}"
+            oof[name] = {t: [np.mean(z, axis=0) for z in zip(*(oof[n][t] for n in ranked[:k_top]))] for t in TRACKS}
+            out_of_fold_row(name)
+        tops = [n for n in oof if n.startswith("mean of the best ")]
+        top_name = max(tops, key=lambda n: rows_folds[n]["pdb"]["auc"] + rows_folds[n]["pdb"]["ap"])
+        top_members = ranked[:int(top_name.rsplit(" ", 1)[1])]
+
     # ---------------------------------------------------------------- validation, scored once
     vrecs = read_records(args.valid, require_labels=True)
     vseqs, vlab = [r.sequence for r in vrecs], [r.labels for r in vrecs]
@@ -179,6 +201,11 @@ def main(argv=None) -> int:
         vscores[mean_name] = sc
         thr = thresholds[mean_name]["pdb"]
         rows_valid[mean_name] = figures(vlab, sc, calls_of(sc, "pdb", thr, True)) | {"thr": thr}
+    if top_name:
+        sc = [np.mean(z, axis=0) for z in zip(*(vscores[n] for n in top_members))]
+        vscores[top_name] = sc
+        thr = thresholds[top_name]["pdb"]
+        rows_valid[top_name] = figures(vlab, sc, calls_of(sc, "pdb", thr, True)) | {"thr": thr}
     ref = baseline_name(args.baselines[0]) if args.baselines else None
     if args.ensemble and ref:  # what the labels add to the teacher: the chosen candidate averaged with it
         both = f"mean of {chosen} and {ref} (reference)"
@@ -216,6 +243,12 @@ def main(argv=None) -> int:
                                                                          n=args.bootstrap)
         paired[f"{chosen} minus {ref}, validation"] = paired_bootstrap(vlab, vscores[chosen], vscores[ref],
                                                                       n=args.bootstrap)
+        if top_name:
+            for t in TRACKS:
+                paired[f"{top_name} minus {ref}, folds, {t}"] = paired_bootstrap(
+                    labels[t], oof[top_name][t], meta[ref][t], n=args.bootstrap)
+            paired[f"{top_name} minus {ref}, validation"] = paired_bootstrap(vlab, vscores[top_name], vscores[ref],
+                                                                            n=args.bootstrap)
         for name in args.models:
             label = f"shipped {name}" if not Path(name).is_dir() else name
             paired[f"{label} minus {ref}, validation"] = paired_bootstrap(vlab, vscores[label], vscores[ref],
@@ -230,7 +263,9 @@ def main(argv=None) -> int:
              + f"; validation: {Path(args.valid).name} ({len(vrecs)} proteins), scored after the choice. "
              f"Chosen (highest mean of pdb AUC and AP on the folds): **{chosen}**. {len(distilled_seen)} of the "
              f"{len(labelled)} labelled proteins are also among the unlabelled proteins the candidates were "
-             "distilled from (v3's scores only, never their labels).", "",
+             "distilled from (v3's scores only, never their labels)."
+             + (f" Best mean of the best k candidates (k chosen by the same rule): **{top_name}** "
+                f"({', '.join(top_members)})." if top_name else ""), "",
              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
 
     def cells(fig):
@@ -238,7 +273,7 @@ def main(argv=None) -> int:
 
     names = list(oof) + [n for n in rows_valid if n not in oof]
     for name in names:
-        row = [f"**{name}**" if name == chosen else name]
+        row = [f"**{name}**" if name in (chosen, top_name) else name]
         for t in TRACKS:
             row += cells(rows_folds[name][t]) if name in rows_folds else [""] * 6
         row += cells(rows_valid[name]) if name in rows_valid else [""] * 6
@@ -256,38 +291,65 @@ def main(argv=None) -> int:
     print(f"\n({time.time() - t0:.0f} s)", file=sys.stderr)
     if args.markdown:
         write_text_atomic(args.markdown, text + "\n")
+    if (args.ship or args.ship_top) and args.pack:
+        with np.load(args.pack) as z:
+            if z["folds"].tolist() != [f["fold"] for f in folds] or "files" not in z.files:
+                raise InputError(f"{args.pack}: not the pack of these runs (other folds, or no file list)")
+            files = json.loads(str(z["files"]))
     if args.ship:
-        if args.pack:
-            with np.load(args.pack) as z:
-                if z["folds"].tolist() != [f["fold"] for f in folds] or "files" not in z.files:
-                    raise InputError(f"{args.pack}: not the pack of these runs (other folds, or no file list)")
-                files = json.loads(str(z["files"]))
         ship(cands[chosen]["all"], Path(args.ship), chosen, thresholds[chosen], rows_folds[chosen],
              rows_valid[chosen], files, k, args.valid)
+    if args.ship_top:
+        ship_mean([cands[n]["all"] for n in top_members], Path(args.ship_top), top_name, top_members,
+                  thresholds[top_name], rows_folds[top_name], rows_valid[top_name], files, k, args.valid)
     return 0
 
 
 def ship(src: Path, out: Path, name: str, thresholds: dict, folds_fig: dict, valid_fig: dict, files, k: int,
          valid: str) -> None:
     """Copy the chosen ``-all`` model with its out-of-fold thresholds and a card saying how it was chosen."""
-    if out.exists() and not (out / "model.json").is_file():
-        raise InputError(f"{out}: exists and is not a model folder; not overwriting it")
-    from idrkit import __version__
-
+    check_model_folder_output(out)
     model = load_model(src)
     recipe = dict(model.meta.get("card", {}))
     recipe_files = recipe.pop("training_files", None)
     trained_at = recipe.pop("trained_at", None) or time.strftime(
         "%Y-%m-%dT%H:%M:%S", time.localtime((src / "weights.npz").stat().st_mtime))
+    write_chosen(model, out, {
+        "trained_at": trained_at, "training_seconds": recipe.get("seconds", 0.0),
+        "training_files": recipe_files or files, "params": recipe, "teacher": recipe.get("teacher", ""),
+        "chosen_as": f"candidate '{name}': the highest mean of pdb AUC and AP on the pooled out-of-fold "
+                     f"predictions among the candidates of benchmarks/fold_recipe.py (benchmarks/select_models.py)"},
+        f"the pooled out-of-fold predictions of {k} MMseqs2", thresholds, folds_fig, valid_fig, valid)
+
+
+def ship_mean(members: list[Path], out: Path, name: str, member_names: list[str], thresholds: dict, folds_fig: dict,
+              valid_fig: dict, files, k: int, valid: str) -> None:
+    """Write the mean of the chosen candidates' ``-all`` models as an ``ensemble`` model, with the mean's
+    out-of-fold thresholds and a card saying how it was chosen."""
+    check_model_folder_output(out)
+    from idrkit.models.ensemble import Ensemble
+
+    model = Ensemble(members=[str(m) for m in members], mode="mean").fit([])
+    write_chosen(model, out, {
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "training_files": files,
+        "params": {"members": member_names, "mode": "mean"},
+        "chosen_as": f"'{name}': the mean of the best k candidates of benchmarks/fold_recipe.py by the highest "
+                     "mean of pdb AUC and AP on the pooled out-of-fold predictions, k chosen by the same rule "
+                     "(benchmarks/select_models.py --top)"},
+        f"the pooled out-of-fold predictions (the mean of the members' fold models) of {k} MMseqs2",
+        thresholds, folds_fig, valid_fig, valid)
+
+
+def write_chosen(model, out: Path, about: dict, predictions: str, thresholds: dict, folds_fig: dict, valid_fig: dict,
+                 valid: str) -> None:
+    """Give a chosen model its out-of-fold thresholds and a card (``about`` plus the thresholds, the rule
+    and the figures on the folds and the validation file), and write it to ``out`` through a temporary folder."""
+    from idrkit import __version__
+
     model.meta["thresholds"] = dict(thresholds)
-    rule = (f"per track, the smoothed F-max threshold of the pooled out-of-fold predictions of {k} MMseqs2 "
-            "folds (30% identity) of the labelled training proteins")
+    rule = f"per track, {CALLS_RULE}, of {predictions} folds (30% identity) of the labelled training proteins"
     model.meta["threshold_rule"] = rule
-    card = {"family": model.family, "idrkit_version": __version__, "trained_at": trained_at,
-            "training_seconds": recipe.get("seconds", 0.0), "training_files": recipe_files or files,
-            "params": recipe, "teacher": recipe.get("teacher", ""),
-            "chosen_as": f"candidate '{name}': the highest mean of pdb AUC and AP on the pooled out-of-fold "
-                         f"predictions among the candidates of benchmarks/fold_recipe.py (benchmarks/select_models.py)",
+    card = {"family": model.family, "idrkit_version": __version__, **about,
             "thresholds": dict(thresholds), "threshold_rule": rule,
             "threshold_folds": {t: {m: folds_fig[t][m] for m in (*METRICS, "proteins")} for t in TRACKS},
             "validation": {f"{Path(valid).name} (pdb track, scored after the choice)": {

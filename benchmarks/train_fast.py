@@ -3,8 +3,8 @@
 Both tracks of the default model (``pdb`` and ``nox``) score the unlabelled proteins (cached on disk); the
 student learns both as soft targets (no class re-weighting, so its scores stay the teacher's
 probabilities). A 10% homology-clustered slice of the labelled training proteins drives early stopping.
-The thresholds are then chosen per track as the F-max threshold of the student's own calls (region
-smoothing included) on all labelled training proteins of that definition, pooled. The validation file is
+The thresholds are then chosen per track from the student's own calls (region smoothing included; the
+best MCC among thresholds within 0.005 of F-max) on all labelled training proteins of that definition, pooled. The validation file is
 only scored at the end.
 
     python benchmarks/train_fast.py --out runs/fast --checkpoints runs/fast-ckpt \\
@@ -31,7 +31,7 @@ from idrkit.models.base import model_params
 from idrkit.predict import DEFAULT_MODEL, get_model, weights_digest
 from idrkit.records import Record
 from idrkit.teachers import teacher_scores
-from idrkit.train import (evaluate_model, first_proteins, load_training, smoothed_fmax_threshold, split_holdout,
+from idrkit.train import (evaluate_model, first_proteins, load_training, calls_threshold, split_holdout,
                           write_card)
 
 STUDENT = {"channels": 16, "layers": 6, "kernel": 5, "dilations": [1, 2, 4, 8, 16, 32], "dropout": 0.0,
@@ -50,9 +50,9 @@ def soft_records(seqs, teacher) -> list[Record]:
 
 
 def fmax_threshold(model, records, track: str) -> float:
-    """The smoothed-calls F-max threshold (0.20-0.80) of the student on pooled labelled records."""
+    """The calls threshold (0.20-0.80) of the student on pooled labelled records."""
     scores = model.predict_proba([r.sequence for r in records], track=track)
-    return smoothed_fmax_threshold([r.labels for r in records], scores, track, np.round(np.arange(0.20, 0.81, 0.01), 2))
+    return calls_threshold([r.labels for r in records], scores, track, np.round(np.arange(0.20, 0.81, 0.01), 2))
 
 
 def main(argv=None) -> int:

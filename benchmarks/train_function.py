@@ -10,7 +10,7 @@ masked loss) plus metapredict's pLDDT on unlabelled proteomes (soft targets), an
 proteins. The pooled out-of-fold predictions give the figures, beside the obvious baseline, the ``nox``
 disorder score of the same fold model on the same proteins (and the shipped default's ``nox`` track, which
 trained on these proteins, so flatters the baseline): binding AUC, binding within IDRs (DisProt's disordered
-residues only), linker AUC. They also choose every threshold (smoothed F-max per track). The final model
+residues only), linker AUC. They also choose every threshold (``calls_threshold`` per track). The final model
 learns from all folds; its pLDDT is compared with metapredict's on a held-out proteome (Pearson r per
 residue pooled, and of per-protein means). The validation file is scored at the end (``pdb`` track).
 
@@ -40,7 +40,7 @@ from idrkit.predict import get_model
 from idrkit.records import Record
 from idrkit.regions import CallOptions, track_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import (evaluate_model, first_proteins, homology_folds, load_training, smoothed_fmax_threshold,
+from idrkit.train import (evaluate_model, first_proteins, homology_folds, load_training, calls_threshold,
                           split_holdout, write_card)
 
 PARAMS = {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "epochs": 5, "patience": 2,
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         if pairs:
             m = pooled_metrics([p[0] for p in pairs], [p[1] for p in pairs])
             figures[name] = {"proteins": len(pairs), "auc": m["auc"], "ap": m["ap"], "fmax": m["fmax"]}
-    thresholds = {t: smoothed_fmax_threshold([p[0] for p in oof[t]], [p[1] for p in oof[t]], t)
+    thresholds = {t: calls_threshold([p[0] for p in oof[t]], [p[1] for p in oof[t]], t)
                   for t in ("pdb", "nox", "binding", "linker")}
     for t, thr in thresholds.items():
         calls = [track_calls(s, CallOptions(t), thr) for _, s in oof[t]]

@@ -158,6 +158,17 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     lstm = load_model(lstm_out / "lstm52-balanced-e1-fold0")  # predicts with numpy
     assert lstm.family == "bilstm" and lstm.tracks == ("pdb", "nox") and lstm.params.channels == 8
     assert 0 <= lstm.predict_proba([tiny_records[0].sequence], track="nox")[0].min() <= 1
+    # the chunk-recurrent CNN, warm-started from the distilled CNN above (its shared weights copied)
+    rec_out = tmp_path / "rec"
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(rec_out), "--archs", "rec32", "--variants",
+                        "unweighted", "--snapshots", "1", "--distil-epochs", "1", "--set", "channels=8", "layers=2",
+                        "--workers", "1",
+                        "--batch-residues", "4096", "--init", str(out / "ctx32-distilled")]) == 0
+    assert "starting from" in (rec_out / "log.txt").read_text()
+    rec = load_model(rec_out / "rec32-distilled")
+    assert rec.params.recurrent == 16 and rec.meta["card"]["init"] == str(out / "ctx32-distilled")
+    assert np.array_equal(rec.arrays["feature_mean"], load_model(out / "ctx32-distilled").arrays["feature_mean"])
+    assert 0 <= rec.predict_proba([tiny_records[0].sequence], track="pdb")[0].min() <= 1
 
     ship, dump = tmp_path / "shipped", tmp_path / "scores.pkl"
     assert select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
@@ -186,9 +197,10 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     stack_out = tmp_path / "stacked"
     assert _load("function_stack").main(["--runs", str(out), "--candidate", "ctx32-unweighted-e1", "--binding",
                                          str(stack_in), "--binding-idr", str(stack_in), "--linker", str(stack_in),
-                                         "--l2", "1", "--ship", str(stack_out), "--base", str(ship)]) == 0
+                                         "--l2", "1", "--ship", str(stack_out), "--base", str(ship), "--gbdt"]) == 0
     printed = capsys.readouterr().out
     assert "binding track, scored within IDRs" in printed and "chosen" in printed
+    assert "LightGBM" in printed and "chosen (highest mean AUC of the three files): LR" in printed
     stacked = load_model(stack_out)
     assert stacked.tracks == ("pdb", "nox", "binding", "linker")
     assert set(stacked.meta["thresholds"]) == {"pdb", "nox", "binding", "linker"}
@@ -201,3 +213,26 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
                                       str(stack_in), "--binding-idr", str(stack_in), "--linker", str(stack_in),
                                       "--l2", "1", "--ship", str(tmp_path / "s2"), "--base", str(cnn_dir)])
     assert 0 <= stacked.predict_proba([tiny_records[0].sequence], track="linker")[0].min()
+
+    # the mean of the best k candidates of two runs with the same folds, k chosen on the folds, shipped as an
+    # ensemble whose thresholds are the mean's out-of-fold ones
+    top, dump2 = tmp_path / "top", tmp_path / "scores2.pkl"
+    with pytest.raises(InputError, match="is not a model folder"):  # refused before any work
+        select.main(["--runs", str(out), str(rec_out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
+                     "--top", "2", "--ship-top", str(tmp_path)])
+    assert select.main(["--runs", str(out), str(rec_out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
+                        "--models", "--baselines", str(cnn_dir), "--bootstrap", "10", "--top", "2",
+                        "--dump", str(dump2), "--ship-top", str(top)]) == 0
+    printed = capsys.readouterr().out
+    assert "Best mean of the best k candidates" in printed and "mean of the best 2 minus" in printed
+    d2 = pickle.load(open(dump2, "rb"))
+    members = ["ctx32-unweighted-e1", "rec32-unweighted-e1"]
+    for t in ("pdb", "nox"):
+        for i, s in enumerate(d2["oof"]["mean of the best 2"][t]):
+            np.testing.assert_allclose(s, (d2["oof"][members[0]][t][i] + d2["oof"][members[1]][t][i]) / 2)
+    ensemble = load_model(top)
+    assert ensemble.family == "ensemble" and len(ensemble.members) == 2
+    assert ensemble.meta["thresholds"] == d2["thresholds"]["mean of the best 2"]
+    np.testing.assert_allclose(ensemble.predict_proba([tiny_records[36].sequence])[0], d2["valid_scores"][
+        "mean of the best 2"][0], rtol=1e-6)
+    assert "Chosen as: 'mean of the best 2'" in (top / "card.md").read_text()

@@ -455,6 +455,16 @@ def test_atomic_folder_replaces_only_on_success(tmp_path):
     with atomic_folder(out) as tmp:
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_folder(tmp_path / "shared") as tmp:
+            (tmp / "x").write_text("x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o755  # readable by others, as mkdir makes it
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="is a file"):
         with atomic_folder(tmp_path / "file"):

@@ -156,3 +156,36 @@ def test_bilstm_numpy_prediction_equals_the_torch_module(tiny_records):
         with torch.no_grad():
             want = torch.sigmoid(module(x, torch.ones(1, len(s)))[0, :, 0]).numpy()
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_recurrent_cnn_numpy_prediction_equals_the_torch_module(tiny_records, tmp_path):
+    """The chunk recurrence (a BiLSTM over 4-residue chunk means) predicts with numpy as torch does, for
+    sequences shorter than a chunk, of whole chunks and of a partial last chunk; it survives save/load."""
+    model = get_family("cnn")(channels=8, layers=4, recurrent=4, epochs=1, batch_residues=100_000, progress=False)
+    model.fit(tiny_records[:12])
+    module = model._torch_module()
+    with torch.no_grad():  # a zero-initialised output projection would hide the recurrence: give it weights
+        module.rec_out.weight.normal_(0, 0.5)
+        module.rec_out.bias.normal_(0, 0.5)
+    model._store(module)
+    seqs = [tiny_records[12].sequence[:3], tiny_records[13].sequence[:8], tiny_records[14].sequence[:13]] + [
+        r.sequence for r in tiny_records[15:20]]
+    model.save(tmp_path / "m")
+    numpy_scores = load_model(tmp_path / "m").predict_proba(seqs, track="pdb")
+    silent = load_model(tmp_path / "m")  # the same model with the recurrence's output switched off
+    silent.arrays["w.rec_out.weight"] = np.zeros_like(silent.arrays["w.rec_out.weight"])
+    silent.arrays["w.rec_out.bias"] = np.zeros_like(silent.arrays["w.rec_out.bias"])
+    without = silent.predict_proba(seqs, track="pdb")
+    for s, got, other in zip(seqs, numpy_scores, without):
+        x = torch.from_numpy(model._inputs(s)[None].astype(np.float32))
+        with torch.no_grad():
+            want = torch.sigmoid(module(x, torch.ones(1, len(s)))[0, :, 0]).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert np.abs(got - other).max() > 1e-3  # the recurrence changes the scores
+
+
+def test_recurrent_size_is_checked():
+    from idrkit.errors import ModelError
+
+    with pytest.raises(ModelError, match="params.recurrent"):
+        get_family("cnn")(recurrent=-1).params.check("model.json")

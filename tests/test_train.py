@@ -93,3 +93,34 @@ def test_thresholds_from_out_of_fold_predictions(tmp_path, tiny_records):
     assert {t: m["proteins"] for t, m in card["threshold_folds"].items()} == {"pdb": 30, "nox": 30}
     assert set(card["thresholds"]) == {"pdb", "nox"} and all(0 < v < 1 for v in card["thresholds"].values())
     assert "## Out-of-fold figures" in (tmp_path / "m" / "card.md").read_text()
+
+
+def test_calls_threshold_takes_the_best_mcc_on_the_f1_plateau():
+    """A threshold whose F1 is within the tolerance of F-max but whose MCC is better wins; with no tolerance
+    the rule is plain F-max (calls smoothed as idrkit predict makes them)."""
+    from idrkit.metrics import pooled_metrics
+    from idrkit.regions import CallOptions, track_calls
+    from idrkit.train import calls_threshold
+
+    rng = np.random.default_rng(0)
+    labels, scores = [], []
+    for _ in range(40):  # disordered stretches of 20-60 residues among order; noisy, overlapping scores
+        y = np.zeros(300, dtype=np.int8)
+        for start in rng.choice(260, 2, replace=False):
+            y[start:start + rng.integers(20, 60)] = 1
+        labels.append(y)
+        scores.append(np.clip(0.35 + 0.3 * y + rng.normal(0, 0.12, 300).cumsum() * 0.05 + rng.normal(0, 0.15, 300),
+                              0, 1))
+    grid = np.round(np.arange(0.2, 0.81, 0.01), 2)
+
+    def fig(thr):
+        return pooled_metrics(labels, scores, calls=[track_calls(s, CallOptions("pdb"), thr) for s in scores])
+
+    f1 = {float(t): fig(float(t))["f1"] for t in grid}
+    fmax_thr = calls_threshold(labels, scores, grid=grid, tolerance=0.0)
+    assert f1[fmax_thr] == max(f1.values())
+    chosen = calls_threshold(labels, scores, grid=grid)
+    assert chosen != fmax_thr  # this data has a plateau where MCC and F1 disagree
+    assert f1[chosen] >= max(f1.values()) - 0.005
+    plateau = [t for t in f1 if f1[t] >= max(f1.values()) - 0.005]
+    assert fig(chosen)["mcc"] == max(fig(t)["mcc"] for t in plateau)

@@ -120,13 +120,13 @@ def split_holdout(records: Sequence[Record], holdout: float, seed: int = 0,
 
 
 def choose_thresholds(model: Estimator, records: Sequence[Record]) -> dict[str, float]:
-    """Per track, the threshold whose smoothed calls give the best F1 on held-out records."""
+    """Per track, the calls threshold (:func:`calls_threshold`) on held-out records."""
     out = {}
     for track in model.tracks:
         recs = [r for r in records if r.track == track and r.labels is not None]
         if recs:
             scores = model.predict_proba([r.sequence for r in recs], track=track)
-            out[track] = smoothed_fmax_threshold([r.labels for r in recs], scores, track)
+            out[track] = calls_threshold([r.labels for r in recs], scores, track)
     return out
 
 
@@ -134,7 +134,7 @@ def out_of_fold_thresholds(family: str, params: dict | None, labelled: Sequence[
                            folds: int, seed: int = 0, homology_split: bool = True) -> tuple[dict, dict]:
     """Thresholds from pooled out-of-fold predictions: ``folds`` homology folds of the labelled proteins, a
     model per fold trained on the others (plus ``extra``), every protein predicted once by a model that did
-    not see it; per track, the smoothed F-max threshold. Returns the thresholds and, per track, the pooled
+    not see it; per track, the calls threshold (:func:`calls_threshold`). Returns the thresholds and, per track, the pooled
     figures at them."""
     fold_of = homology_folds(labelled, k=folds, seed=seed, use_mmseqs=homology_split)
     pooled: dict[str, tuple[list, list]] = {}
@@ -156,26 +156,32 @@ def out_of_fold_thresholds(family: str, params: dict | None, labelled: Sequence[
 
 def threshold_and_figures(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb"
                           ) -> tuple[float, dict]:
-    """The smoothed F-max threshold of pooled scores and the figures of the calls made at it (AUC, AP,
-    F-max, F1, MCC, proteins)."""
-    threshold = smoothed_fmax_threshold(labels, scores, track)
+    """The calls threshold of pooled scores (:func:`calls_threshold`) and the figures of the calls made at it
+    (AUC, AP, F-max, F1, MCC, proteins)."""
+    threshold = calls_threshold(labels, scores, track)
     calls = [track_calls(s, CallOptions(track), threshold) for s in scores]
     m = pooled_metrics(labels, scores, calls=calls)
     return threshold, {k: m[k] for k in ("auc", "ap", "fmax", "f1", "mcc", "proteins")}
 
 
-def smoothed_fmax_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb",
-                            grid: np.ndarray | None = None) -> float:
-    """The threshold whose calls, region smoothing included (as ``idrkit predict`` makes them), give the best
-    pooled F1; ``grid`` defaults to 0.05 to 0.95 in steps of 0.01."""
+CALLS_RULE = ("the calls threshold (region smoothing included, as idrkit predict calls): among thresholds whose "
+              "pooled F1 is within 0.005 of the best, the one with the best MCC")
+
+
+def calls_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], track: str = "pdb",
+                    grid: np.ndarray | None = None, tolerance: float = 0.005) -> float:
+    """The threshold for a track's 0/1 calls, region smoothing included (as ``idrkit predict`` makes them):
+    among the thresholds whose pooled F1 is within ``tolerance`` of the best F1 (F-max), the one with the
+    best MCC. F1 is flat near its maximum; MCC, which also rewards correct order calls, picks the point
+    of that plateau. ``grid`` defaults to 0.05 to 0.95 in steps of 0.01."""
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2) if grid is None else grid
-    best, best_f1 = 0.5, -1.0
+    rows = []
     for thr in grid:
         calls = [track_calls(s, CallOptions(track), float(thr)) for s in scores]
-        f1 = pooled_metrics(labels, scores, calls=calls)["f1"]
-        if f1 > best_f1:
-            best, best_f1 = float(thr), f1
-    return best
+        m = pooled_metrics(labels, scores, calls=calls)
+        rows.append((float(thr), m["f1"], m["mcc"]))
+    best_f1 = max(f1 for _, f1, _ in rows)
+    return max((r for r in rows if r[1] >= best_f1 - tolerance), key=lambda r: (r[2], r[1]))[0]
 
 
 def evaluate_model(model: Estimator, records: Sequence[Record], track: str = "pdb",
@@ -243,7 +249,7 @@ def fit_with_holdout(family: str, params: dict | None, labelled: Sequence[Record
         thresholds, figures = out_of_fold_thresholds(family, params, labelled, extra, threshold_folds, seed,
                                                      homology_split)
         model.meta["thresholds"] = thresholds
-        model.meta["threshold_rule"] = (f"per track, the smoothed F-max threshold of pooled out-of-fold predictions "
+        model.meta["threshold_rule"] = (f"per track, {CALLS_RULE}, of pooled out-of-fold predictions "
                                         f"of {threshold_folds} homology folds of the labelled proteins")
         model.meta["threshold_folds"] = figures
     elif tune:
@@ -349,7 +355,7 @@ def _finish(model, family, files, records, train, tune, holdout, homology_split,
         "homology_split": bool(homology_split and tune),
         "thresholds": model.meta.get("thresholds", {}),
         "threshold_rule": model.meta.get("threshold_rule") or (
-            f"per track, the smoothed F-max threshold on the held-out {holdout:.0%} of the training proteins"
+            f"per track, {CALLS_RULE}, on the held-out {holdout:.0%} of the training proteins"
             if tune else "none chosen (0.5)"),
         "threshold_folds": model.meta.get("threshold_folds", {}),
         "training_sequences": len(train),

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import IO, Sequence
 
@@ -70,7 +71,8 @@ def atomic_folder(path: str | Path):
         raise OutputError(f"{path}: is a file; name a folder to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()  # with the user's usual permissions (mkdtemp's folder would be private to its owner)
     except OSError as exc:
         raise os_error(path, exc) from None
     try:
@@ -81,6 +83,15 @@ def atomic_folder(path: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_model_folder_output(path: str | Path) -> Path:
+    """Refuse to write a model over something that is not a model folder (a file, or a folder without
+    ``model.json``): :func:`atomic_folder` would replace it whole."""
+    path = Path(path)
+    if path.exists() and not (path / "model.json").is_file():
+        raise InputError(f"{path}: exists and is not a model folder; not overwriting it")
+    return path
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -40,6 +40,42 @@ def context_layers(p) -> list[int]:
     return sorted({min(i + cycle - 1, p.layers - 1) for i in range(0, p.layers, cycle)})
 
 
+def chunk_interpolation(n: int, size: int, n_chunks: np.ndarray):
+    """For residues 0..n-1 of sequences with ``n_chunks`` (B,) chunks of ``size`` residues each: the two
+    chunks around each residue and the weight of the second (linear between chunk centres, flat beyond the
+    first and last centre). Returns (i0, i1, w), each (B, n)."""
+    last = (np.asarray(n_chunks, dtype=np.int64) - 1)[:, None]
+    u = np.minimum(np.maximum((np.arange(n) + 0.5) / size - 0.5, 0.0)[None, :], last)
+    i0 = np.floor(u).astype(np.int64)
+    return i0, np.minimum(i0 + 1, last), (u - i0).astype(np.float32)
+
+
+def chunk_context(arrays: dict[str, np.ndarray], size: int, h: np.ndarray, spans: list[tuple[int, int]]) -> None:
+    """Adds, in place, the ``recurrent`` CNN's chunk context (see :class:`~idrkit.models.torch_modules.CNN`)
+    to the packed hidden states ``h`` of the sequences at ``spans``."""
+    from .lstm_numpy import lstm_direction
+
+    g = layer_norm(h, arrays["w.rec_norm.weight"], arrays["w.rec_norm.bias"])
+    n_chunks = np.array([-(-(e - s) // size) for s, e in spans], dtype=np.int64)
+    k = int(n_chunks.max())
+    pooled = np.zeros((len(spans), k, h.shape[1]), np.float32)
+    for b, (s, e) in enumerate(spans):
+        full = (e - s) // size
+        pooled[b, :full] = g[s:s + full * size].reshape(full, size, g.shape[1]).mean(axis=1)
+        if full < n_chunks[b]:
+            pooled[b, full] = g[s + full * size:e].mean(axis=0)
+    outs = []
+    for suffix, reverse in (("", False), ("_reverse", True)):
+        key = f"w.rec.{{}}_l0{suffix}"
+        xp = pooled @ arrays[key.format("weight_ih")].T + arrays[key.format("bias_ih")] + arrays[key.format("bias_hh")]
+        outs.append(lstm_direction(xp.astype(np.float32), n_chunks, arrays[key.format("weight_hh")], reverse))
+    r = np.concatenate(outs, axis=-1) @ arrays["w.rec_out.weight"].T + arrays["w.rec_out.bias"]
+    for b, (s, e) in enumerate(spans):
+        i0, i1, w = chunk_interpolation(e - s, size, n_chunks[b:b + 1])
+        w = w[0][:, None]
+        h[s:e] += r[b, i0[0]] * (1 - w) + r[b, i1[0]] * w
+
+
 def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.ndarray,
                 spans: list[tuple[int, int]] | None = None) -> np.ndarray:
     """Logits (N, heads) of the CNN for a packed input ``x`` (N, F); ``mask`` is 0 on separator rows.
@@ -78,6 +114,10 @@ def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.n
             w, b = arrays[f"w.ctxs.{j}.weight"], arrays[f"w.ctxs.{j}.bias"]
             for s, e in spans:
                 h[s:e] += g[s:e].mean(axis=0) @ w.T + b
+    if getattr(params, "recurrent", 0):
+        if spans is None:
+            raise ModelError("a recurrent CNN needs the span of every packed sequence")
+        chunk_context(arrays, params.recurrent, h, spans)
     z = np.maximum(layer_norm(h, arrays["w.out_norm.weight"], arrays["w.out_norm.bias"]), 0)
     return z @ arrays["w.out.weight"].T + arrays["w.out.bias"]
 

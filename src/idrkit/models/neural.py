@@ -52,6 +52,7 @@ class NeuralParams(Params):
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     dropout: float = 0.1
     context: bool = False  # CNN: add the protein's mean hidden state after every cycle of dilations
+    recurrent: int = 0  # CNN: add a BiLSTM over means of chunks of this many residues before the head (0: none)
     lr: float = 2e-3
     weight_decay: float = 1e-2
     epochs: int = 10
@@ -77,6 +78,8 @@ class NeuralParams(Params):
         for name, value in ints.items():
             if value < 1:
                 raise ModelError(f"{where}: field 'params.{name}' must be at least 1, not {value}")
+        if not isinstance(self.recurrent, int) or isinstance(self.recurrent, bool) or self.recurrent < 0:
+            raise ModelError(f"{where}: field 'params.recurrent' must be a whole number >= 0, not {self.recurrent!r}")
         if not self.dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
                                          for d in self.dilations):
             raise ModelError(f"{where}: field 'params.dilations' must be a non-empty list of whole numbers >= 1")

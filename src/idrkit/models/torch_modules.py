@@ -12,14 +12,17 @@ import math
 import torch
 from torch import nn
 
-from .cnn_numpy import context_layers
+from .cnn_numpy import chunk_interpolation, context_layers
 
 
 class CNN(nn.Module):
     """Input projection, residual blocks of LayerNorm -> ReLU -> dilated conv, a linear head.
 
     ``context`` models add, after every cycle of dilations, a projection of the protein's mean hidden state
-    (zero-initialised, so that they start as the plain CNN, also when warm-started from one).
+    (zero-initialised, so that they start as the plain CNN, also when warm-started from one). ``recurrent``
+    models (``recurrent`` = S residues) add, before the head, a bidirectional LSTM over the means of
+    consecutive chunks of S residues, interpolated back to residues: context from the whole protein at 1/S
+    of the cost of a recurrence over residues (its output projection is zero-initialised too).
     """
 
     def __init__(self, p, n_features: int, n_heads: int):
@@ -40,6 +43,13 @@ class CNN(nn.Module):
         for lin in self.ctxs:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.chunk = int(getattr(p, "recurrent", 0) or 0)
+        if self.chunk:
+            self.rec_norm = nn.LayerNorm(c)
+            self.rec = nn.LSTM(c, c, batch_first=True, bidirectional=True)
+            self.rec_out = nn.Linear(2 * c, c)
+            nn.init.zeros_(self.rec_out.weight)
+            nn.init.zeros_(self.rec_out.bias)
 
     def forward(self, x, mask):
         m = mask.unsqueeze(-1)
@@ -52,7 +62,25 @@ class CNN(nn.Module):
                 j = self.after.index(i)
                 g = (self.ctx_norms[j](h) * m).sum(1) / m.sum(1).clamp_min(1.0)
                 h = h + self.ctxs[j](g).unsqueeze(1) * m
+        if self.chunk:
+            h = h + self._chunk_context(h, mask) * m
         return self.out(torch.relu(self.out_norm(h)))
+
+    def _chunk_context(self, h, mask):
+        b, n, c = h.shape
+        s = self.chunk
+        k = -(-n // s)
+        g = nn.functional.pad(self.rec_norm(h) * mask.unsqueeze(-1), (0, 0, 0, k * s - n))
+        cnt = nn.functional.pad(mask, (0, k * s - n)).view(b, k, s).sum(2)
+        pooled = g.view(b, k, s, c).sum(2) / cnt.clamp_min(1.0).unsqueeze(-1)
+        n_chunks = (cnt > 0).sum(1)
+        packed = nn.utils.rnn.pack_padded_sequence(pooled, n_chunks.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rec(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=k)
+        r = self.rec_out(out)  # (B, K, C)
+        i0, i1, w = (torch.from_numpy(a).to(h.device) for a in chunk_interpolation(n, s, n_chunks.cpu().numpy()))
+        return torch.gather(r, 1, i0.unsqueeze(-1).expand(b, n, c)) * (1 - w).unsqueeze(-1) + \
+            torch.gather(r, 1, i1.unsqueeze(-1).expand(b, n, c)) * w.unsqueeze(-1)
 
 
 class BiLSTM(nn.Module):
