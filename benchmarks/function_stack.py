@@ -32,7 +32,7 @@ from idrkit.features.encoders import featurize_many
 from idrkit.io import read_records
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
-from idrkit.models.stack import DISORDER_HEADS, SEQUENCE_SPEC, Stack, fit_logistic, logistic, stack_features
+from idrkit.models.stack import SEQUENCE_SPEC, Stack, disorder_scores, fit_logistic, logistic, stack_features
 from idrkit.train import CALLS_RULE, file_sha256, threshold_and_figures, write_card
 
 
@@ -108,10 +108,8 @@ def main(argv=None) -> int:
         scores: list = [None] * len(recs)
         for i in range(k):
             idx = np.flatnonzero(fold == i)
-            seqs = [recs[j].sequence for j in idx]
-            heads = {h: models[i]._predict_index(seqs, models[i].heads.index(h)) for h in DISORDER_HEADS}
-            for n, j in enumerate(idx):
-                scores[j] = {h: heads[h][n] for h in DISORDER_HEADS}
+            for j, sc in zip(idx, disorder_scores(models[i], [recs[j].sequence for j in idx])):
+                scores[j] = sc
         seq_feats = [featurize_many([r.sequence], SEQUENCE_SPEC) for r in recs]
         x = {inter: [stack_features(s, f, inter) for s, f in zip(scores, seq_feats)] for inter in (False, True)}
         labels = [r.labels for r in recs]

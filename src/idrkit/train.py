@@ -15,7 +15,7 @@ import numpy as np
 from ._version import __version__
 from .cache import sequence_hash64
 from .errors import InputError
-from .metrics import pooled_metrics
+from .metrics import confusion, pool, pooled_metrics
 from .io.readers import iter_records, read_records
 from .models import Estimator, get_family
 from .models.base import resolve_threshold
@@ -175,10 +175,14 @@ def calls_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], 
     best MCC. F1 is flat near its maximum; MCC, which also rewards correct order calls, picks the point
     of that plateau. ``grid`` defaults to 0.05 to 0.95 in steps of 0.01."""
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2) if grid is None else grid
+    pool(labels, scores)  # checks that labels and scores match, protein by protein
+    y = np.concatenate([np.asarray(lab) for lab in labels])
+    known = y >= 0
+    disordered = y[known] == 1
     rows = []
-    for thr in grid:
-        calls = [track_calls(s, CallOptions(track), float(thr)) for s in scores]
-        m = pooled_metrics(labels, scores, calls=calls)
+    for thr in grid:  # only the calls change with the threshold: F1 and MCC, not the curve metrics
+        calls = np.concatenate([track_calls(s, CallOptions(track), float(thr)) for s in scores]).astype(bool)
+        m = confusion(disordered, calls[known])
         rows.append((float(thr), m["f1"], m["mcc"]))
     best_f1 = max(f1 for _, f1, _ in rows)
     return max((r for r in rows if r[1] >= best_f1 - tolerance), key=lambda r: (r[2], r[1]))[0]

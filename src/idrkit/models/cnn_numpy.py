@@ -53,7 +53,7 @@ def chunk_interpolation(n: int, size: int, n_chunks: np.ndarray):
 def chunk_context(arrays: dict[str, np.ndarray], size: int, h: np.ndarray, spans: list[tuple[int, int]]) -> None:
     """Adds, in place, the ``recurrent`` CNN's chunk context (see :class:`~idrkit.models.torch_modules.CNN`)
     to the packed hidden states ``h`` of the sequences at ``spans``."""
-    from .lstm_numpy import lstm_direction
+    from .lstm_numpy import bidirectional_layer
 
     g = layer_norm(h, arrays["w.rec_norm.weight"], arrays["w.rec_norm.bias"])
     n_chunks = np.array([-(-(e - s) // size) for s, e in spans], dtype=np.int64)
@@ -64,12 +64,8 @@ def chunk_context(arrays: dict[str, np.ndarray], size: int, h: np.ndarray, spans
         pooled[b, :full] = g[s:s + full * size].reshape(full, size, g.shape[1]).mean(axis=1)
         if full < n_chunks[b]:
             pooled[b, full] = g[s + full * size:e].mean(axis=0)
-    outs = []
-    for suffix, reverse in (("", False), ("_reverse", True)):
-        key = f"w.rec.{{}}_l0{suffix}"
-        xp = pooled @ arrays[key.format("weight_ih")].T + arrays[key.format("bias_ih")] + arrays[key.format("bias_hh")]
-        outs.append(lstm_direction(xp.astype(np.float32), n_chunks, arrays[key.format("weight_hh")], reverse))
-    r = np.concatenate(outs, axis=-1) @ arrays["w.rec_out.weight"].T + arrays["w.rec_out.bias"]
+    r = bidirectional_layer(arrays, "w.rec.{}_l0", pooled, n_chunks) @ arrays["w.rec_out.weight"].T + \
+        arrays["w.rec_out.bias"]
     for b, (s, e) in enumerate(spans):
         i0, i1, w = chunk_interpolation(e - s, size, n_chunks[b:b + 1])
         w = w[0][:, None]

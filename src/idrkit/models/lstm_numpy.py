@@ -39,14 +39,21 @@ def lstm_direction(xp: np.ndarray, lengths: np.ndarray, w_hh: np.ndarray, revers
     return out
 
 
+def bidirectional_layer(arrays: dict[str, np.ndarray], name: str, h: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Outputs (B, L, 2H) of one bidirectional ``torch.nn.LSTM`` layer whose weights are stored as
+    ``{name}.weight_ih`` etc. (``name`` e.g. ``w.lstm.{}_l0``, the ``{}`` taking the weight's name), for a
+    padded batch ``h`` (B, L, F) of sequences of the given lengths."""
+    outs = []
+    for suffix, reverse in (("", False), ("_reverse", True)):
+        key = name + suffix
+        xp = h @ arrays[key.format("weight_ih")].T + arrays[key.format("bias_ih")] + arrays[key.format("bias_hh")]
+        outs.append(lstm_direction(xp.astype(np.float32), lengths, arrays[key.format("weight_hh")], reverse))
+    return np.concatenate(outs, axis=-1)
+
+
 def bilstm_logits(arrays: dict[str, np.ndarray], n_layers: int, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Logits (B, L, heads) of a padded batch ``x`` (B, L, F) of sequences of the given lengths."""
     h = np.maximum(x @ arrays["w.inp.weight"].T + arrays["w.inp.bias"], 0).astype(np.float32)
     for layer in range(n_layers):
-        outs = []
-        for suffix, reverse in (("", False), ("_reverse", True)):
-            key = f"w.lstm.{{}}_l{layer}{suffix}"
-            xp = h @ arrays[key.format("weight_ih")].T + arrays[key.format("bias_ih")] + arrays[key.format("bias_hh")]
-            outs.append(lstm_direction(xp.astype(np.float32), lengths, arrays[key.format("weight_hh")], reverse))
-        h = np.concatenate(outs, axis=-1)
+        h = bidirectional_layer(arrays, f"w.lstm.{{}}_l{layer}", h, lengths)
     return h @ arrays["w.out.weight"].T + arrays["w.out.bias"]

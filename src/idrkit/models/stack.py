@@ -85,6 +85,15 @@ def logistic(x: np.ndarray, lr: dict[str, np.ndarray]) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
+def disorder_scores(model: Estimator, sequences: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """The three disorder heads (:data:`DISORDER_HEADS`) of a neural model for each sequence; a CNN gives
+    them from one pass."""
+    if hasattr(model, "_predict_heads"):
+        return model._predict_heads(list(sequences), list(DISORDER_HEADS))
+    heads = {h: model._predict_index(list(sequences), model.heads.index(h)) for h in DISORDER_HEADS}
+    return [{h: heads[h][i] for h in DISORDER_HEADS} for i in range(len(sequences))]
+
+
 class Stack(Estimator):
     """A disorder model, an optional extra model, and a logistic regression per stacked track."""
 
@@ -119,10 +128,7 @@ class Stack(Estimator):
         self.tracks = tuple(t for t in TRACKS if t in have)
 
     def disorder_scores(self, sequences: Sequence[str]) -> list[dict[str, np.ndarray]]:
-        if hasattr(self.base, "_predict_heads"):  # a CNN: the three heads from one pass
-            return self.base._predict_heads(list(sequences), list(DISORDER_HEADS))
-        heads = {h: self.base._predict_index(list(sequences), self.base.heads.index(h)) for h in DISORDER_HEADS}
-        return [{h: heads[h][i] for h in DISORDER_HEADS} for i in range(len(sequences))]
+        return disorder_scores(self.base, sequences)
 
     def features(self, sequences: Sequence[str], scores: Sequence[dict] | None = None) -> list[np.ndarray]:
         """The regressions' inputs for each sequence (from the base's scores unless ``scores`` are given)."""
