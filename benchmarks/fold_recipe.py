@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.errors import InputError, run_main
-from idrkit.io import atomic_folder, atomic_path
+from idrkit.io import atomic_folder, atomic_path, check_model_folder_output
 
 HEADS = ("pdb", "nox", "teacher")
 ARCHS = {
@@ -281,6 +281,7 @@ def save_model(folder: Path, module, arch: dict, mean, std, hashes, card: dict):
     model.heads = list(HEADS)
     model.tracks = ("pdb", "nox")
     model.meta = {"heads": list(HEADS), "thresholds": {"pdb": 0.5, "nox": 0.5}, "card": card}
+    check_model_folder_output(folder)  # replaces an earlier model (checkpoint), never another folder
     with atomic_folder(folder) as tmp:  # a run stopped while saving keeps the previous checkpoint
         model.save(tmp)
 
@@ -317,6 +318,12 @@ def train(args) -> int:
     n_unl, n_prot = pack["n_unl"], len(pack["seqs"])
     folds = pack["folds"]
     n_folds = int(folds.max()) + 1
+    for arch_name in args.archs:  # refuse, before any work, to replace a folder that is not a model
+        check_model_folder_output(out / f"{arch_name}-distilled")
+        for variant in args.variants:
+            for k in [f"fold{i}" for i in range(n_folds)] + ["all"]:
+                for e in args.snapshots:
+                    check_model_folder_output(out / f"{arch_name}-{variant}-e{e}-{k}")
     (out / "folds.json").write_text(json.dumps(
         [{"track": t, "id": i, "fold": int(f)} for t, i, f in zip(pack["tracks"], pack["ids"], folds)]))
     device = torch.device(args.device)

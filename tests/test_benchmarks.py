@@ -169,6 +169,15 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     assert rec.params.recurrent == 16 and rec.meta["card"]["init"] == str(out / "ctx32-distilled")
     assert np.array_equal(rec.arrays["feature_mean"], load_model(out / "ctx32-distilled").arrays["feature_mean"])
     assert 0 <= rec.predict_proba([tiny_records[0].sequence], track="pdb")[0].min() <= 1
+    # a folder of the user's where a model would go is refused before any training, and left as it was
+    from idrkit.errors import InputError
+
+    (tmp_path / "guard" / "rec32-distilled").mkdir(parents=True)
+    (tmp_path / "guard" / "rec32-distilled" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a model folder"):
+        recipe.main(["train", "--pack", str(pack), "--out", str(tmp_path / "guard"), "--archs", "rec32",
+                     "--variants", "--distil-epochs", "1", "--set", "channels=8", "layers=2", "--workers", "1"])
+    assert (tmp_path / "guard" / "rec32-distilled" / "notes.txt").read_text() == "mine"
 
     ship, dump = tmp_path / "shipped", tmp_path / "scores.pkl"
     assert select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
