@@ -223,7 +223,7 @@ class Data:
 
 
 def run_epochs(torch, module, data, epochs: int, proteins_of_epoch, head_weights, pos_weight, lr: float,
-               rng, device, on_epoch=None, budget_s: float = 0.0, log=print):
+               rng, device, on_epoch=None, budget_s: float = 0.0, log=print, amp: bool = True):
     """AdamW, warm-up then cosine decay over ``epochs``; ``proteins_of_epoch(e)`` gives each epoch's proteins.
 
     With ``budget_s``, the first epoch's time sets how many epochs fit in the budget (at most ``epochs``) and
@@ -238,7 +238,7 @@ def run_epochs(torch, module, data, epochs: int, proteins_of_epoch, head_weights
         0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total[0])))))
     w = torch.tensor(head_weights, device=device)
     pw = torch.tensor(pos_weight, device=device)
-    amp = device.type == "cuda"
+    amp = amp and device.type == "cuda"  # bfloat16 autocast on a GPU
     t0 = time.time()
     e = 0
     while e < epochs:
@@ -318,12 +318,19 @@ def train(args) -> int:
     n_unl, n_prot = pack["n_unl"], len(pack["seqs"])
     folds = pack["folds"]
     n_folds = int(folds.max()) + 1
+    if args.name and len(args.archs) != 1:
+        raise InputError("--name names the models of one architecture: give one --archs")
     for arch_name in args.archs:  # refuse, before any work, to replace a folder that is not a model
+        arch_name = args.name or arch_name
         check_model_folder_output(out / f"{arch_name}-distilled")
         for variant in args.variants:
             for k in [f"fold{i}" for i in range(n_folds)] + ["all"]:
                 for e in args.snapshots:
                     check_model_folder_output(out / f"{arch_name}-{variant}-e{e}-{k}")
+        if args.tar_to:  # the archive is a new file, never one already there
+            tar_path = Path(args.tar_to) / f"{arch_name}.tar.gz"
+            if tar_path.exists() or any(tar_path.parent.glob(f"{tar_path.name}.part*")):
+                raise InputError(f"{tar_path}: already there; --tar-to writes only new files (name another folder)")
     (out / "folds.json").write_text(json.dumps(
         [{"track": t, "id": i, "fold": int(f)} for t, i, f in zip(pack["tracks"], pack["ids"], folds)]))
     device = torch.device(args.device)
@@ -353,15 +360,16 @@ def train(args) -> int:
         keep = np.ones(len(labels_of), bool) if k == "all" else folds != k
         balanced[k] = [balanced_pos_weight(np.concatenate([lb for lb, t, use in zip(labels_of, pack["tracks"], keep)
                                                            if use and t == h])) for h in ("pdb", "nox")] + [1.0]
-    for arch_name in args.archs:
-        arch = {**ARCHS[arch_name], **dict(_setting(kv) for kv in args.set)}
+    for arch_key in args.archs:
+        arch = {**ARCHS[arch_key], **dict(_setting(kv) for kv in args.set)}
+        arch_name = args.name or arch_key
         p = NeuralParams(**{k: v for k, v in arch.items() if k != "family"}, dropout=0.0)
         module = build_module(arch.get("family", "cnn"), p, len(mean), len(HEADS)).to(device)
         if init is not None:
             log(f"{arch_name}: starting from {args.init} ({_warm_start(torch, module, init)})")
         log(f"{arch_name}: distilling from v3 on {n_unl} proteins")
         t_arch = time.time()
-        base_card = {"recipe": "benchmarks/fold_recipe.py", "arch": arch_name, **arch,
+        base_card = {"recipe": "benchmarks/fold_recipe.py", "arch": arch_name, "arch_of": arch_key, **arch,
                      "distil_proteins": n_unl, "teacher": pack["teacher"], "distil_lr": args.lr,
                      "ft_lr": args.ft_lr, "batch_residues": args.batch_residues, "teacher_weight": args.teacher_weight,
                      "device": str(device), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -373,7 +381,7 @@ def train(args) -> int:
 
         n_ep = run_epochs(torch, module, data, args.distil_epochs, lambda e: unl, [0.0, 0.0, 1.0],
                           [1.0, 1.0, 1.0], args.lr, rng, device, budget_s=args.distil_budget, log=log,
-                          on_epoch=distil_checkpoint)
+                          on_epoch=distil_checkpoint, amp=not args.no_amp)
         with torch.no_grad():  # the labelled heads start from the teacher head (and serve as it when saved)
             module.out.weight[:2] = module.out.weight[2]
             module.out.bias[:2] = module.out.bias[2]
@@ -407,12 +415,12 @@ def train(args) -> int:
                                    std, train_hashes, card)
 
                 run_epochs(torch, module, data, max(args.snapshots), proteins, [1.0, 1.0, args.teacher_weight],
-                           pw, args.ft_lr, rng, device, on_epoch=snapshot, log=log)
+                           pw, args.ft_lr, rng, device, on_epoch=snapshot, log=log, amp=not args.no_amp)
         log(f"{arch_name}: done")
         if args.tar_to:
             import tarfile
 
-            with tarfile.open(Path(args.tar_to) / f"{arch_name}.tar.gz", "w:gz") as tar:
+            with atomic_path(Path(args.tar_to) / f"{arch_name}.tar.gz") as tmp, tarfile.open(tmp, "w:gz") as tar:
                 for f in sorted(out.glob(f"{arch_name}-*")):
                     tar.add(f, arcname=f.name)
                 tar.add(out / "folds.json", arcname="folds.json")
@@ -486,6 +494,8 @@ def main(argv=None) -> int:
     tr.add_argument("--tar-to", default="", help="also write ARCH.tar.gz of the models into this folder")
     tr.add_argument("--deadline", type=float, default=0.0, help="start no new architecture after this many s")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--name", default="", help="name the models NAME-... instead of ARCH-... (one --archs)")
+    tr.add_argument("--no-amp", action="store_true", help="train in float32 on a GPU too (no bfloat16 autocast)")
     tr.add_argument("--init", default="", help="a model folder (from this pack) whose weights start distillation")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override CNN parameters of every architecture (e.g. channels=8 layers=2 for a trial)")

@@ -178,6 +178,26 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
         recipe.main(["train", "--pack", str(pack), "--out", str(tmp_path / "guard"), "--archs", "rec32",
                      "--variants", "--distil-epochs", "1", "--set", "channels=8", "layers=2", "--workers", "1"])
     assert (tmp_path / "guard" / "rec32-distilled" / "notes.txt").read_text() == "mine"
+    # --name names one architecture's models (here with a chunk of 4); --tar-to writes a new archive, and
+    # an archive already there is refused before any training, left as it was
+    import tarfile
+
+    named, tars = tmp_path / "named", tmp_path / "tars"
+    tars.mkdir()
+    args = ["train", "--pack", str(pack), "--archs", "rec32", "--name", "rec32c4", "--variants", "--distil-epochs",
+            "1", "--set", "channels=8", "layers=2", "recurrent=4", "--workers", "1", "--batch-residues", "4096",
+            "--tar-to", str(tars)]
+    assert recipe.main(args + ["--out", str(named)]) == 0
+    c4 = load_model(named / "rec32c4-distilled")
+    assert c4.params.recurrent == 4 and c4.meta["card"]["arch"] == "rec32c4" and c4.meta["card"]["arch_of"] == "rec32"
+    with tarfile.open(tars / "rec32c4.tar.gz") as t:
+        assert "rec32c4-distilled/model.json" in t.getnames() and "folds.json" in t.getnames()
+    before = (tars / "rec32c4.tar.gz").read_bytes()
+    with pytest.raises(InputError, match="already there"):
+        recipe.main(args + ["--out", str(tmp_path / "named2")])
+    assert (tars / "rec32c4.tar.gz").read_bytes() == before and not list((tmp_path / "named2").glob("rec32c4-*"))
+    with pytest.raises(InputError, match="one --archs"):
+        recipe.main(["train", "--pack", str(pack), "--out", str(named), "--archs", "rec32", "plain32", "--name", "x"])
 
     ship, dump = tmp_path / "shipped", tmp_path / "scores.pkl"
     assert select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),

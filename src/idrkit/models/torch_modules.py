@@ -74,9 +74,7 @@ class CNN(nn.Module):
         cnt = nn.functional.pad(mask, (0, k * s - n)).view(b, k, s).sum(2)
         pooled = g.view(b, k, s, c).sum(2) / cnt.clamp_min(1.0).unsqueeze(-1)
         n_chunks = (cnt > 0).sum(1)
-        packed = nn.utils.rnn.pack_padded_sequence(pooled, n_chunks.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.rec(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=k)
+        out = _lstm_fp32(self.rec, pooled, n_chunks.cpu(), k)
         r = self.rec_out(out)  # (B, K, C)
         i0, i1, w = (torch.from_numpy(a).to(h.device) for a in chunk_interpolation(n, s, n_chunks.cpu().numpy()))
         return torch.gather(r, 1, i0.unsqueeze(-1).expand(b, n, c)) * (1 - w).unsqueeze(-1) + \
@@ -97,10 +95,17 @@ class BiLSTM(nn.Module):
     def forward(self, x, mask):
         lengths = mask.sum(1).long().cpu()
         h = torch.relu(self.inp(x))
-        packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return self.out(out)
+        return self.out(_lstm_fp32(self.lstm, h, lengths, x.shape[1]))
+
+
+def _lstm_fp32(lstm, x, lengths, total_length: int):
+    """``lstm`` over the padded batch ``x`` (B, L, C) of ``lengths`` (on the CPU), in float32 also under
+    mixed precision (the recurrence is cheap; its numpy twin computes in float32)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        packed = nn.utils.rnn.pack_padded_sequence(x.float(), lengths, batch_first=True, enforce_sorted=False)
+        out, _ = lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total_length)
+    return out
 
 
 class Block(nn.Module):
