@@ -318,6 +318,8 @@ def train(args) -> int:
     n_unl, n_prot = pack["n_unl"], len(pack["seqs"])
     folds = pack["folds"]
     n_folds = int(folds.max()) + 1
+    if args.distil_epochs == 0 and not args.init:
+        raise InputError("--distil-epochs 0 fine-tunes the --init model as it is: give --init")
     if args.name and len(args.archs) != 1:
         raise InputError("--name names the models of one architecture: give one --archs")
     for arch_name in args.archs:  # refuse, before any work, to replace a folder that is not a model
@@ -367,7 +369,6 @@ def train(args) -> int:
         module = build_module(arch.get("family", "cnn"), p, len(mean), len(HEADS)).to(device)
         if init is not None:
             log(f"{arch_name}: starting from {args.init} ({_warm_start(torch, module, init)})")
-        log(f"{arch_name}: distilling from v3 on {n_unl} proteins")
         t_arch = time.time()
         base_card = {"recipe": "benchmarks/fold_recipe.py", "arch": arch_name, "arch_of": arch_key, **arch,
                      "distil_proteins": n_unl, "teacher": pack["teacher"], "distil_lr": args.lr,
@@ -379,9 +380,14 @@ def train(args) -> int:
             save_model(out / f"{arch_name}-distilled", module, arch, mean, std, hashes[:n_unl],
                        dict(base_card, distil_epochs=e))
 
-        n_ep = run_epochs(torch, module, data, args.distil_epochs, lambda e: unl, [0.0, 0.0, 1.0],
-                          [1.0, 1.0, 1.0], args.lr, rng, device, budget_s=args.distil_budget, log=log,
-                          on_epoch=distil_checkpoint, amp=not args.no_amp)
+        if args.distil_epochs:
+            log(f"{arch_name}: distilling from v3 on {n_unl} proteins")
+            n_ep = run_epochs(torch, module, data, args.distil_epochs, lambda e: unl, [0.0, 0.0, 1.0],
+                              [1.0, 1.0, 1.0], args.lr, rng, device, budget_s=args.distil_budget, log=log,
+                              on_epoch=distil_checkpoint, amp=not args.no_amp)
+        else:  # fine-tune the --init model as it is
+            n_ep = 0
+            log(f"{arch_name}: no further distillation ({args.init} as it is)")
         with torch.no_grad():  # the labelled heads start from the teacher head (and serve as it when saved)
             module.out.weight[:2] = module.out.weight[2]
             module.out.bias[:2] = module.out.bias[2]
@@ -409,12 +415,13 @@ def train(args) -> int:
                 def snapshot(e, k=k, name=name, variant=variant, pw=tuple(pw)):
                     if e in args.snapshots:
                         card = dict(base_card, variant=variant, pos_weight=list(pw), epochs=e,
-                                    fold=k, folds=n_folds, joint_ratio=args.joint_ratio,
+                                    fold=k, folds=n_folds, joint_ratio=args.joint_ratio, nox_weight=args.nox_weight,
                                     seconds=round(t_distil + time.time() - t_ft, 1))
                         save_model(out / f"{name}-e{e}-{'all' if k == 'all' else f'fold{k}'}", module, arch, mean,
                                    std, train_hashes, card)
 
-                run_epochs(torch, module, data, max(args.snapshots), proteins, [1.0, 1.0, args.teacher_weight],
+                run_epochs(torch, module, data, max(args.snapshots), proteins,
+                           [1.0, args.nox_weight, args.teacher_weight],
                            pw, args.ft_lr, rng, device, on_epoch=snapshot, log=log, amp=not args.no_amp)
         log(f"{arch_name}: done")
         if args.tar_to:
@@ -479,12 +486,13 @@ def main(argv=None) -> int:
     tr.add_argument("--archs", nargs="+", default=["ctx32"], choices=sorted(ARCHS))
     tr.add_argument("--variants", nargs="*", default=["balanced", "unweighted"], choices=sorted(VARIANTS),
                     help="fine-tuning variants (none: distil only)")
-    tr.add_argument("--distil-epochs", type=int, default=30)
+    tr.add_argument("--distil-epochs", type=int, default=30, help="0: fine-tune the --init model as it is")
     tr.add_argument("--distil-budget", type=float, default=0.0, help="stop distilling after this many seconds")
     tr.add_argument("--snapshots", type=int, nargs="+", default=[3, 6], help="fine-tuning epochs to save")
     tr.add_argument("--joint-ratio", type=float, default=1.0,
                     help="unlabelled residues per labelled residue in every fine-tuning epoch")
     tr.add_argument("--teacher-weight", type=float, default=1.0)
+    tr.add_argument("--nox-weight", type=float, default=1.0, help="weight of the nox head's loss in fine-tuning")
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--ft-lr", type=float, default=1e-3)
     tr.add_argument("--batch-residues", type=int, default=65536)

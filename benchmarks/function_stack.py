@@ -6,7 +6,9 @@ model of its own fold of ``benchmarks/fold_recipe.py`` (a model that never saw i
 stacker sees those three scores, their means over 9, 21, 51 and 151 residues, their dips below the 21-, 51-
 and 151-residue means, a few sequence features (composition, scales, entropy, charge, position), and, with
 ``interactions``, those sequence features times the ``nox`` score and its 21-residue mean (hydrophobic
-*and* disordered is what a binding region looks like). An L2-penalised logistic regression per fold is fitted
+*and* disordered is what a binding region looks like); ``--protein`` and ``--plddt SOURCE`` add variants with
+the protein's length, mean score and disordered runs, and with a predicted pLDDT (``region_features``,
+``plddt_features`` of :mod:`idrkit.models.stack`). An L2-penalised logistic regression per fold is fitted
 on the other folds' proteins, so every figure is out of fold, beside the obvious baseline: the out-of-fold
 ``nox`` score itself.
 
@@ -34,6 +36,15 @@ from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
 from idrkit.models.stack import SEQUENCE_SPEC, Stack, disorder_scores, fit_logistic, logistic, stack_features
 from idrkit.train import CALLS_RULE, file_sha256, threshold_and_figures, write_card
+
+
+def plddt_of(source: str, sequences: list[str]) -> list[np.ndarray]:
+    """Predicted pLDDT (0-100) of every sequence: metapredict's (cached teacher scores) or a model's."""
+    if source == "metapredict-plddt":
+        from idrkit.teachers import teacher_scores
+
+        return teacher_scores(source, sequences)
+    return load_model(source).predict_proba(sequences, track="plddt")
 
 
 def out_of_fold(x, labels, fold, k: int, l2: float) -> list[np.ndarray]:
@@ -87,6 +98,11 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default=None, help="the base --ship uses (default RUNS/CANDIDATE-all): the same "
                     "weights, e.g. with the thresholds and card select_models.py --ship gave it")
     ap.add_argument("--extra", default=None, help="a model folder whose further tracks (e.g. plddt) --ship keeps")
+    ap.add_argument("--protein", action="store_true", help="also variants with the protein and region "
+                    "features (idrkit.models.stack.region_features)")
+    ap.add_argument("--plddt", default="", metavar="SOURCE", help="also variants with pLDDT features "
+                    "(idrkit.models.stack.plddt_features) of SOURCE: metapredict-plddt (a comparison) or a model "
+                    "folder with a plddt track; to ship one, --extra must be that model")
     ap.add_argument("--gbdt", action="store_true", help="also score a LightGBM stacker (a comparison, never chosen)")
     args = ap.parse_args(argv)
     runs = Path(args.runs)
@@ -96,7 +112,8 @@ def main(argv=None) -> int:
     fold_of = {f["id"].split("|")[0]: f["fold"] for f in folds if f["track"] == "nox"}
     k = 1 + max(f["fold"] for f in folds)
     models = [load_model(runs / f"{args.candidate}-fold{i}") for i in range(k)]
-    variants = [(inter, l2) for inter in (False, True) for l2 in args.l2]
+    groups = [""] + (["protein"] if args.protein else []) + (["plddt"] if args.plddt else [])
+    variants = [(inter, l2, g) for g in groups for inter in (False, True) for l2 in args.l2]
     files = {"binding": args.binding, "binding within IDRs": args.binding_idr, "linker": args.linker}
     data, oof = {}, {}
     for name, path in files.items():
@@ -111,33 +128,36 @@ def main(argv=None) -> int:
             for j, sc in zip(idx, disorder_scores(models[i], [recs[j].sequence for j in idx])):
                 scores[j] = sc
         seq_feats = [featurize_many([r.sequence], SEQUENCE_SPEC) for r in recs]
-        x = {inter: [stack_features(s, f, inter) for s, f in zip(scores, seq_feats)] for inter in (False, True)}
+        plddt = plddt_of(args.plddt, [r.sequence for r in recs]) if args.plddt else [None] * len(recs)
+        x = {(inter, g): [stack_features(s, f, inter, g == "protein", pl if g == "plddt" else None)
+                          for s, f, pl in zip(scores, seq_feats, plddt)]
+             for inter in (False, True) for g in groups}
         labels = [r.labels for r in recs]
         data[name] = {"recs": recs, "fold": fold, "scores": scores, "x": x, "labels": labels}
-        oof[name] = {v: out_of_fold(x[v[0]], labels, fold, k, v[1]) for v in variants}
+        oof[name] = {v: out_of_fold(x[v[0], v[2]], labels, fold, k, v[1]) for v in variants}
         if args.gbdt:
-            oof[name]["gbdt"] = out_of_fold_gbdt(x[False], scores, labels, fold, k)
+            oof[name]["gbdt"] = out_of_fold_gbdt(x[False, ""], scores, labels, fold, k)
 
     def auc(labels, scores):
         return pooled_metrics(labels, scores)["auc"]
 
     chosen = max(variants, key=lambda v: np.mean([auc(data[n]["labels"], oof[n][v]) for n in files]))
-    label = {v: f"LR l2={v[1]:g}" + (" +int" if v[0] else "") for v in variants}
+    label = {v: f"LR l2={v[1]:g}" + (" +int" if v[0] else "") + (f" +{v[2]}" if v[2] else "") for v in variants}
     shown = variants + (["gbdt"] if args.gbdt else [])
     label["gbdt"] = "LightGBM"
     print(f"disorder scores: {args.candidate}, {k} folds; logistic regression per fold on the other folds; "
           f"chosen (highest mean AUC of the three files): {label[chosen]}")
-    print(f"{'labels':<40} {'proteins':>8} {'nox score':>10} " + " ".join(f"{label[v]:>14}" for v in shown))
+    print(f"{'labels':<40} {'proteins':>8} {'nox score':>10} " + " ".join(f"{label[v]:>20}" for v in shown))
     for name, d in data.items():
         cells = [f"{auc(d['labels'], [s['nox'] for s in d['scores']]):>10.4f}"]
-        cells += [f"{auc(d['labels'], oof[name][v]):>14.4f}" for v in shown]
+        cells += [f"{auc(d['labels'], oof[name][v]):>20.4f}" for v in shown]
         print(f"{name:<40} {len(d['recs']):>8} " + " ".join(cells))
     # the binding track as shipped (fitted on all binding labels), scored on the within-IDR labels
     order = {r.id: i for i, r in enumerate(data["binding"]["recs"])}
     within = data["binding within IDRs"]
     pos = [order[r.id] for r in within["recs"]]
     cells = [f"{auc(within['labels'], [s['nox'] for s in within['scores']]):>10.4f}"]
-    cells += [f"{auc(within['labels'], [oof['binding'][v][j] for j in pos]):>14.4f}" for v in shown]
+    cells += [f"{auc(within['labels'], [oof['binding'][v][j] for j in pos]):>20.4f}" for v in shown]
     print(f"{'binding track, scored within IDRs':<40} {len(pos):>8} " + " ".join(cells))
     if args.ship:
         ship(args, runs, data, oof, chosen, k)
@@ -156,15 +176,18 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     if any(not np.array_equal(v, base.arrays.get(key)) for key, v in trained.arrays.items() if key.startswith("w.")):
         raise InputError(f"{base_dir}: not the weights of {args.candidate}-all, whose scores the regressions learnt")
     extra = load_model(args.extra) if args.extra else None
+    if chosen[2] == "plddt" and (not args.extra or Path(args.plddt).resolve() != Path(args.extra).resolve()):
+        raise InputError(f"the chosen regressions learnt the pLDDT of {args.plddt}: ship them with --extra {args.plddt}")
     stack = Stack(base=str(base_dir), extra=args.extra or "", l2=chosen[1],
-                  interactions=chosen[0]).set_parts(base, extra)
+                  interactions=chosen[0], protein=chosen[2] == "protein",
+                  plddt=chosen[2] == "plddt").set_parts(base, extra)
     thresholds = dict(base.meta.get("thresholds", {}))
     if extra is not None:
         thresholds.update({t: v for t, v in extra.meta.get("thresholds", {}).items() if t not in base.tracks})
     folds_fig = {}
     for track, name in (("binding", "binding"), ("linker", "linker")):
         d = data[name]
-        stack.fit_features(track, d["x"][chosen[0]], d["labels"])
+        stack.fit_features(track, d["x"][chosen[0], chosen[2]], d["labels"])
         thresholds[track], folds_fig[track] = threshold_and_figures(d["labels"], oof[name][chosen], track)
     files = [{"path": str(p), "track": t, "sha256": file_sha256(p), "proteins": len(data[n]["recs"]),
               "kept_after_dedup": len(data[n]["recs"])}
@@ -185,7 +208,8 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
                     shutil.copy(part / card, tmp / sub / card)
         write_card(tmp, {"family": "stack", "idrkit_version": __version__, "trained_at": stack.meta["card"]["trained_at"],
                          "training_files": files, "params": {
-                             "l2": chosen[1], "interactions": chosen[0], "extra": args.extra or "",
+                             "l2": chosen[1], "interactions": chosen[0], "features": chosen[2] or "standard",
+                             "extra": args.extra or "",
                              "base": f"{args.candidate}-all (benchmarks/fold_recipe.py)"},
                          "chosen_as": "the regression variant with the highest mean out-of-fold AUC over binding, "
                                       "binding within IDRs and linker (benchmarks/function_stack.py)",

@@ -8,7 +8,7 @@ import pytest
 
 from idrkit.errors import ModelError
 from idrkit.models import load_model
-from idrkit.models.stack import Stack, fit_logistic, logistic, window_mean
+from idrkit.models.stack import Stack, fit_logistic, logistic, plddt_features, region_features, window_mean
 
 from .conftest import FIXTURES, run_idrkit
 
@@ -80,6 +80,54 @@ def test_stack_predicts_saves_and_loads(base_dir, tiny_records, tmp_path):
     shutil.rmtree(folder / "base")
     with pytest.raises(ModelError):
         load_model(folder)
+
+
+@pytest.fixture
+def plddt_dir(tmp_path):
+    """The committed tiny CNN with its second head read as a ``plddt`` track."""
+    out = tmp_path / "plddt"
+    shutil.copytree(FIXTURES / "tiny_cnn", out)
+    doc = json.loads((out / "model.json").read_text())
+    doc["meta"]["heads"] = doc["tracks"] = ["pdb", "plddt"]
+    doc["meta"]["thresholds"] = {"pdb": 0.45, "plddt": 0.7}
+    (out / "model.json").write_text(json.dumps(doc))
+    return out
+
+
+def test_region_and_plddt_features_by_hand():
+    nox = np.array([0.9, 0.8, 0.1, 0.2, 0.3, 0.7])
+    r = region_features(nox)
+    np.testing.assert_allclose(r[:, 0], np.log(6))
+    np.testing.assert_allclose(r[:, 1], nox.mean())
+    np.testing.assert_allclose(r[:, 2], 0.5)
+    np.testing.assert_allclose(r[:, 3], np.log([2, 2, 1, 1, 1, 1]) * [1, 1, 0, 0, 0, 1])  # disordered runs: 2, 1
+    np.testing.assert_allclose(r[:, 4], np.log([1, 1, 3, 3, 3, 1]) * [0, 0, 1, 1, 1, 0])  # the ordered run: 3
+    pl = np.array([20.0, 40.0, 90.0, 90.0])
+    f = plddt_features(pl)
+    np.testing.assert_allclose(f[:, 0], pl / 100)
+    np.testing.assert_allclose(f[:, 3], pl / 100 - window_mean(pl / 100, 51))
+
+
+def test_stack_with_plddt_and_protein_features_reads_its_extra_model(base_dir, plddt_dir, tiny_records, tmp_path):
+    base, extra = load_model(base_dir), load_model(plddt_dir)
+    seqs = [r.sequence for r in tiny_records[:8]]
+    plain = Stack(base=str(base_dir), interactions=False).set_parts(base, extra).features(seqs)
+    stack = Stack(base=str(base_dir), extra=str(plddt_dir), interactions=False, plddt=True,
+                  protein=True).set_parts(base, extra)
+    x = stack.features(seqs)
+    assert x[0].shape[1] == plain[0].shape[1] + 5 + 4  # region features, then pLDDT features
+    pl = extra.predict_proba(seqs[:1], track="plddt")[0]
+    np.testing.assert_allclose(x[0][:, -4:], plddt_features(pl), rtol=1e-6)
+    nox = base.predict_proba(seqs[:1], track="nox")[0]
+    np.testing.assert_allclose(x[0][:, -9:-4], region_features(nox), rtol=1e-6)
+    labels = [(np.arange(len(s)) % 3 == 0).astype(np.int8) for s in seqs]
+    stack.fit_features("binding", x, labels)
+    again = load_model(stack.save(tmp_path / "stack"))
+    assert again.params.plddt and again.params.protein
+    np.testing.assert_allclose(again.predict_proba(seqs[:2], track="binding")[1],
+                               stack.predict_proba(seqs[:2], track="binding")[1], rtol=1e-6)
+    with pytest.raises(ModelError, match="plddt track"):
+        Stack(plddt=True).set_parts(base).features(seqs[:1])
 
 
 def test_stack_needs_a_base_with_three_disorder_heads_and_a_stackable_track(base_dir, tiny_records):

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Estimator, Params, read_model_json
+from .stack import newton_logistic
 
 
 @dataclass
@@ -66,14 +67,9 @@ class Ensemble(Estimator):
         keep = y >= 0
         x = np.stack([_logit(np.concatenate(m.predict_proba(seqs)))[keep] for m in self.members], axis=1)
         y = y[keep].astype(np.float64)
-        # logistic regression by Newton's method on a handful of member logits
+        # a logistic regression on a handful of member logits (a tiny ridge keeps Newton's steps defined)
         xb = np.hstack([x, np.ones((x.shape[0], 1))])
-        beta = np.zeros(xb.shape[1])
-        for _ in range(25):
-            p = 1 / (1 + np.exp(-xb @ beta))
-            grad = xb.T @ (p - y)
-            hess = (xb * (p * (1 - p))[:, None]).T @ xb + 1e-6 * np.eye(xb.shape[1])
-            beta -= np.linalg.solve(hess, grad)
+        beta = newton_logistic(xb, y, np.full(xb.shape[1], 1e-6), steps=25)
         return beta[:-1], float(beta[-1])
 
     def _predict(self, sequences, track):

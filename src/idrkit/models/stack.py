@@ -37,6 +37,8 @@ class StackParams(Params):
     extra: str = ""  # a model serving further tracks as they are (e.g. plddt), or none
     l2: float = 10.0
     interactions: bool = True
+    protein: bool = False  # also the protein's length, mean nox score and the nox region each residue is in
+    plddt: bool = False  # also the extra model's predicted pLDDT, its means and dips (plddt_features)
 
 
 def window_mean(x: np.ndarray, w: int) -> np.ndarray:
@@ -46,8 +48,32 @@ def window_mean(x: np.ndarray, w: int) -> np.ndarray:
     return (c[w:] - c[:-w]) / w
 
 
-def stack_features(scores: dict[str, np.ndarray], sequence_features: np.ndarray, interactions: bool) -> np.ndarray:
-    """Per-residue inputs of the regressions from the three disorder scores and the sequence features."""
+def region_features(nox: np.ndarray) -> np.ndarray:
+    """Per residue: the protein's log length, mean ``nox`` score and fraction with ``nox`` >= 0.5, and the log
+    length of the run of residues on the same side of 0.5 that the residue is in, once for disordered runs and
+    once for ordered ones (a short disordered stretch in an ordered protein is not a long IDR)."""
+    nox = np.asarray(nox, dtype=np.float64)
+    n = len(nox)
+    dis = nox >= 0.5
+    bounds = np.r_[0, np.flatnonzero(np.diff(dis.astype(np.int8))) + 1, n]
+    run = np.log(np.repeat(np.diff(bounds), np.diff(bounds)).astype(np.float64))
+    return np.stack([np.full(n, np.log(n)), np.full(n, nox.mean()), np.full(n, dis.mean()), run * dis,
+                     run * ~dis], 1)
+
+
+def plddt_features(plddt: np.ndarray) -> np.ndarray:
+    """Per residue: a predicted pLDDT (0-100) on [0, 1], its means over 21 and 51 residues and its rise above
+    the 51-residue mean (a disordered stretch that a structure model would half fold, as bound motifs are)."""
+    x = np.asarray(plddt, dtype=np.float64) / 100.0
+    m21, m51 = window_mean(x, 21), window_mean(x, 51)
+    return np.stack([x, m21, m51, x - m51], 1)
+
+
+def stack_features(scores: dict[str, np.ndarray], sequence_features: np.ndarray, interactions: bool,
+                   protein: bool = False, plddt: np.ndarray | None = None) -> np.ndarray:
+    """Per-residue inputs of the regressions from the three disorder scores and the sequence features
+    (with ``protein``, also :func:`region_features` of the ``nox`` score; with a ``plddt`` array,
+    :func:`plddt_features` of it)."""
     cols, means = [], {}
     for h in DISORDER_HEADS:
         x = np.asarray(scores[h], dtype=np.float64)
@@ -57,6 +83,10 @@ def stack_features(scores: dict[str, np.ndarray], sequence_features: np.ndarray,
     if interactions:
         nox = np.asarray(scores["nox"], dtype=np.float64)
         out = np.hstack([out, sequence_features * nox[:, None], sequence_features * means["nox"][21][:, None]])
+    if protein:
+        out = np.hstack([out, region_features(scores["nox"])])
+    if plddt is not None:
+        out = np.hstack([out, plddt_features(plddt)])
     return out
 
 
@@ -70,14 +100,20 @@ def fit_logistic(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], l2: float) 
         raise ModelError("a stacked track needs labelled residues of both classes")
     mu, sd = x.mean(0), x.std(0) + 1e-6
     xb = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+    beta = newton_logistic(xb, y, np.r_[np.full(xb.shape[1] - 1, l2), 0.0] + 1e-9, steps=30)
+    return {"mu": mu, "sd": sd, "beta": beta}
+
+
+def newton_logistic(xb: np.ndarray, y: np.ndarray, penalty: np.ndarray, steps: int) -> np.ndarray:
+    """Coefficients of a logistic regression of ``y`` (0/1) on the columns of ``xb`` (a column of ones
+    included), each coefficient penalised by ``penalty`` (L2), by ``steps`` Newton steps from zero."""
     beta = np.zeros(xb.shape[1])
-    penalty = np.r_[np.full(xb.shape[1] - 1, l2), 0.0]
-    for _ in range(30):
+    for _ in range(steps):
         p = 1 / (1 + np.exp(-xb @ beta))
         grad = xb.T @ (p - y) + penalty * beta
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-9)
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty)
         beta -= np.linalg.solve(hess, grad)
-    return {"mu": mu, "sd": sd, "beta": beta}
+    return beta
 
 
 def logistic(x: np.ndarray, lr: dict[str, np.ndarray]) -> np.ndarray:
@@ -135,8 +171,13 @@ class Stack(Estimator):
         scores = self.disorder_scores(sequences) if scores is None else scores
         rows = featurize_many(list(sequences), self.spec)  # every sequence's rows, one after the other
         ends = np.cumsum([len(s) for s in sequences])
-        return [stack_features(sc, f, self.params.interactions)
-                for sc, f in zip(scores, np.split(rows, ends[:-1]))]
+        plddt = [None] * len(sequences)
+        if self.params.plddt:
+            if self.extra is None or "plddt" not in self.extra.tracks:
+                raise ModelError("this stack uses a predicted pLDDT: its extra model needs the plddt track")
+            plddt = self.extra.predict_proba(list(sequences), track="plddt")
+        return [stack_features(sc, f, self.params.interactions, self.params.protein, pl)
+                for sc, f, pl in zip(scores, np.split(rows, ends[:-1]), plddt)]
 
     # ------------------------------------------------------------------ training
     def fit_features(self, track: str, xs: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> "Stack":
