@@ -3,9 +3,11 @@
 Both tracks of the default model (``pdb`` and ``nox``) score the unlabelled proteins (cached on disk); the
 student learns both as soft targets (no class re-weighting, so its scores stay the teacher's
 probabilities). A 10% homology-clustered slice of the labelled training proteins drives early stopping.
-The thresholds are then chosen per track from the student's own calls (region smoothing included; the
-best MCC among thresholds within 0.005 of F-max) on all labelled training proteins of that definition, pooled. The validation file is
-only scored at the end.
+The student keeps its teacher's thresholds (the default's, chosen on out-of-fold predictions of homology-
+clustered folds by ``benchmarks/select_models.py``): it learnt to give the teacher's scores, and the labelled
+training proteins, which the teacher trained on, would set thresholds on scores better than new proteins get.
+``--own-thresholds`` chooses them instead from the student's own calls on those proteins (the calls rule of
+``idrkit.train.calls_threshold``), for comparison. The validation file is only scored at the end.
 
     python benchmarks/train_fast.py --out runs/fast --checkpoints runs/fast-ckpt \\
         --unlabelled ../shared/data/unlabelled/{human_nr95,yeast_UP000002311,ecoli_UP000000625,pfalciparum_UP000001450}.fasta \\
@@ -25,14 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from idrkit.cache import ArrayCache, sequence_hash64
-from idrkit.io import read_records
+from idrkit.io import atomic_folder, check_model_folder_output, read_records
 from idrkit.models import get_family, load_model
 from idrkit.models.base import model_params
 from idrkit.predict import DEFAULT_MODEL, get_model, weights_digest
 from idrkit.records import Record
 from idrkit.teachers import teacher_scores
-from idrkit.train import (evaluate_model, first_proteins, load_training, calls_threshold, split_holdout,
-                          write_card)
+from idrkit.train import (CALLS_RULE, evaluate_model, first_proteins, load_training, calls_threshold,
+                          split_holdout, write_card)
 
 STUDENT = {"channels": 16, "layers": 6, "kernel": 5, "dilations": [1, 2, 4, 8, 16, 32], "dropout": 0.0,
            "pos_weight": "none", "lr": 3e-3, "epochs": 6, "patience": 2, "batch_residues": 16384, "crop": 1024,
@@ -65,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-residues", type=int, default=12_000_000)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="student parameters")
+    ap.add_argument("--own-thresholds", action="store_true",
+                    help="thresholds from the student's own calls on the labelled training proteins")
     ap.add_argument("--from", dest="trained", default=None,
                     help="a student already trained by this script (e.g. its output or checkpoint): only choose "
                          "thresholds and write the model and card")
@@ -75,6 +79,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
+    out = check_model_folder_output(args.out)  # a model folder or a new one, never another folder
     params = {**STUDENT, **{k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}}
     teacher = get_model(None)
     seqs, unlabelled_files = first_proteins(args.unlabelled, args.max_residues, "teacher (default model, pdb and nox)")
@@ -89,8 +94,14 @@ def main(argv=None) -> int:
         _, tune = split_holdout(labelled, 0.1, seed=0)
         model = get_family("cnn")(**params, checkpoint_dir=args.checkpoints, progress=True)
         model.fit(soft, valid=tune)
-    model.meta["thresholds"] = {t: fmax_threshold(model, [r for r in labelled if r.track == t], t)
-                                for t in ("pdb", "nox")}
+    if args.own_thresholds:
+        model.meta["thresholds"] = {t: fmax_threshold(model, [r for r in labelled if r.track == t], t)
+                                    for t in ("pdb", "nox")}
+        rule = f"per track, {CALLS_RULE}, of the student's scores of all labelled training proteins of that definition"
+    else:
+        model.meta["thresholds"] = {t: float(teacher.meta["thresholds"][t]) for t in ("pdb", "nox")}
+        rule = f"its teacher's (the default model's): {teacher.meta.get('threshold_rule', 'as its card says')}"
+
     # what the student saw, and what its teacher saw (it learnt that too)
     own = [sequence_hash64(s) for s in seqs + [r.sequence for r in labelled]]
     model.arrays["train_sequence_hash"] = np.union1d(teacher.arrays["train_sequence_hash"],
@@ -99,9 +110,7 @@ def main(argv=None) -> int:
             "training_files": files + unlabelled_files,
             "teacher": f"the shipped default model ({DEFAULT_MODEL.name}, weights {weights_digest(None)}), both tracks",
             "params": params, "thresholds": model.meta["thresholds"],
-            "threshold_rule": "per track, the threshold (0.20-0.80 in steps of 0.01) whose smoothed calls "
-                              "(min-length 5, max-gap 3) give the best pooled F1 on all labelled training "
-                              "proteins of that definition",
+            "threshold_rule": rule,
             "validation": {}, "training_seconds": 0.0}
     if args.valid:
         card["validation"][f"{Path(args.valid).name} (pdb track)"] = evaluate_model(
@@ -110,8 +119,9 @@ def main(argv=None) -> int:
     card["training_seconds"] = time.time() - t0 + (sum(h["seconds"] for h in model.meta.get("history", []))
                                                    if args.trained else 0.0)
     model.meta["card"] = {k: card[k] for k in ("family", "trained_at", "training_files", "thresholds")}
-    model.save(args.out)
-    write_card(Path(args.out), card)
+    with atomic_folder(out) as tmp:  # a failure leaves an earlier model there as it was
+        model.save(tmp)
+        write_card(tmp, card)
     print(json.dumps(card["validation"], indent=1))
     return 0
 

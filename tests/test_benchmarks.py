@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,20 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     assert (tars / "rec32c4.tar.gz").read_bytes() == before and not list((tmp_path / "named2").glob("rec32c4-*"))
     with pytest.raises(InputError, match="one --archs"):
         recipe.main(["train", "--pack", str(pack), "--out", str(named), "--archs", "rec32", "plain32", "--name", "x"])
+    # --distil-epochs 0 fine-tunes the --init model as it is (here with the nox head's loss doubled)
+    ft = tmp_path / "ft"
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(ft), "--archs", "rec32", "--name", "ft",
+                        "--init", str(named / "rec32c4-distilled"), "--distil-epochs", "0", "--variants", "balanced",
+                        "--snapshots", "1", "--nox-weight", "2", "--set", "channels=8", "layers=2", "recurrent=4",
+                        "--workers", "1", "--batch-residues", "4096"]) == 0
+    assert "no further distillation" in (ft / "log.txt").read_text()
+    start = load_model(ft / "ft-distilled")
+    for key, v in c4.arrays.items():
+        if key.startswith("w."):
+            np.testing.assert_array_equal(start.arrays[key], v)
+    assert load_model(ft / "ft-balanced-e1-fold0").meta["card"]["nox_weight"] == 2.0
+    with pytest.raises(InputError, match="give --init"):
+        recipe.main(["train", "--pack", str(pack), "--out", str(ft), "--archs", "rec32", "--distil-epochs", "0"])
 
     ship, dump = tmp_path / "shipped", tmp_path / "scores.pkl"
     assert select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
@@ -242,6 +257,24 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
                                       str(stack_in), "--binding-idr", str(stack_in), "--linker", str(stack_in),
                                       "--l2", "1", "--ship", str(tmp_path / "s2"), "--base", str(cnn_dir)])
     assert 0 <= stacked.predict_proba([tiny_records[0].sequence], track="linker")[0].min()
+    # variants with region features and with the pLDDT of an extra model; the chosen one ships with that model
+    pl_dir = tmp_path / "plddt-model"
+    shutil.copytree(cnn_dir, pl_dir)
+    doc = json.loads((pl_dir / "model.json").read_text())
+    doc["meta"]["heads"] = doc["tracks"] = ["pdb", "plddt"]
+    doc["meta"]["thresholds"] = {"pdb": 0.5, "plddt": 0.7}
+    (pl_dir / "model.json").write_text(json.dumps(doc))
+    fs_args = ["--runs", str(out), "--candidate", "ctx32-unweighted-e1", "--binding", str(stack_in), "--binding-idr",
+               str(stack_in), "--linker", str(stack_in), "--l2", "1", "--protein", "--plddt", str(pl_dir)]
+    assert _load("function_stack").main(fs_args + ["--ship", str(tmp_path / "s3"), "--base", str(ship),
+                                                   "--extra", str(pl_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "LR l2=1 +protein" in printed and "LR l2=1 +int +plddt" in printed
+    chosen = printed.split("chosen (highest mean AUC of the three files): ")[-1].splitlines()[0]  # this run's
+    s3 = load_model(tmp_path / "s3")
+    assert s3.params.plddt == ("+plddt" in chosen) and s3.params.protein == ("+protein" in chosen)
+    assert s3.tracks == ("pdb", "nox", "binding", "linker", "plddt")
+    assert 0 <= s3.predict_proba([tiny_records[0].sequence], track="binding")[0].min()
 
     # the mean of the best k candidates of two runs with the same folds, k chosen on the folds, shipped as an
     # ensemble whose thresholds are the mean's out-of-fold ones
@@ -265,3 +298,33 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     np.testing.assert_allclose(ensemble.predict_proba([tiny_records[36].sequence])[0], d2["valid_scores"][
         "mean of the best 2"][0], rtol=1e-6)
     assert "Chosen as: 'mean of the best 2'" in (top / "card.md").read_text()
+
+
+def test_train_fast_keeps_its_teachers_thresholds_and_never_replaces_a_folder(tiny_records, tmp_path, monkeypatch):
+    """The fast student learns the shipped default's scores; its thresholds are the default's (chosen on
+    folds) unless --own-thresholds asks for its own; it writes only a model folder."""
+    from idrkit.errors import InputError
+    from idrkit.models import load_model
+    from idrkit.predict import get_model
+
+    monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
+    pdb = write_labelled(tmp_path / "pdb.fasta", tiny_records[:20])
+    nox = write_labelled(tmp_path / "nox.fasta", tiny_records[20:36])
+    unl = tmp_path / "unl.fasta"
+    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[:30]))
+    fast = _load("train_fast")
+    common = ["--unlabelled", str(unl), "--train", f"pdb:{pdb}", f"nox:{nox}", "--set", "channels=4", "layers=1",
+              "dilations=[1]", "epochs=1"]
+    assert fast.main(["--out", str(tmp_path / "fast")] + common) == 0
+    student = load_model(tmp_path / "fast")
+    teacher = get_model(None)
+    assert student.meta["thresholds"] == {t: teacher.meta["thresholds"][t] for t in ("pdb", "nox")}
+    assert "its teacher's" in (tmp_path / "fast" / "card.md").read_text()
+    assert fast.main(["--out", str(tmp_path / "own"), "--from", str(tmp_path / "fast"), "--own-thresholds"]
+                     + common) == 0
+    assert "student's scores" in (tmp_path / "own" / "card.md").read_text()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a model folder"):
+        fast.main(["--out", str(tmp_path / "mine")] + common)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
