@@ -5,8 +5,9 @@ serves the ``pdb`` and ``nox`` tracks itself), optionally a second model for fur
 one with a ``plddt`` output), and one logistic regression per stacked track (``binding``, ``linker``). Per
 residue, a regression sees the three disorder scores, their means over 9, 21, 51 and 151 residues, their dips
 below the 21-, 51- and 151-residue means, a few sequence features (:data:`SEQUENCE_SPEC`) and, with
-``interactions``, those sequence features times the ``nox`` score and its 21-residue mean. Prediction is
-numpy only. A saved model holds the base in ``base/`` and the extra model in ``extra/``.
+``interactions``, those sequence features times the ``nox`` score and its 21-residue mean; with ``protein``,
+protein-level and region features of the ``nox`` score (:func:`region_features`); with ``plddt``, the extra
+model's predicted pLDDT (:func:`plddt_features`). Prediction is numpy only. A saved model holds the base in ``base/`` and the extra model in ``extra/``.
 
 Fitting on the base model's scores of its own training proteins learns from scores better than the base
 gives on new proteins; :meth:`Stack.fit_features` takes features built from out-of-fold scores instead
