@@ -322,13 +322,13 @@ def train(args) -> int:
         raise InputError("--distil-epochs 0 fine-tunes the --init model as it is: give --init")
     if args.name and len(args.archs) != 1:
         raise InputError("--name names the models of one architecture: give one --archs")
-    for arch_name in args.archs:  # refuse, before any work, to replace a folder that is not a model
-        arch_name = args.name or arch_name
+    for arch_key in args.archs:  # refuse, before any work, to replace a folder that is not a model
+        arch_name = args.name or arch_key
         check_model_folder_output(out / f"{arch_name}-distilled")
         for variant in args.variants:
-            for k in [f"fold{i}" for i in range(n_folds)] + ["all"]:
+            for k in list(range(n_folds)) + ["all"]:
                 for e in args.snapshots:
-                    check_model_folder_output(out / f"{arch_name}-{variant}-e{e}-{k}")
+                    check_model_folder_output(out / _model_name(arch_name, variant, e, k))
         if args.tar_to:  # the archive is a new file, never one already there
             tar_path = Path(args.tar_to) / f"{arch_name}.tar.gz"
             if tar_path.exists() or any(tar_path.parent.glob(f"{tar_path.name}.part*")):
@@ -412,13 +412,13 @@ def train(args) -> int:
                 log(f"{name} fold {k}: {train_lab.size} labelled + {n_sample} unlabelled proteins an epoch")
                 train_hashes = np.unique(np.concatenate([hashes[:n_unl], hashes[train_lab]]))
 
-                def snapshot(e, k=k, name=name, variant=variant, pw=tuple(pw)):
+                def snapshot(e, k=k, variant=variant, pw=tuple(pw)):
                     if e in args.snapshots:
                         card = dict(base_card, variant=variant, pos_weight=list(pw), epochs=e,
                                     fold=k, folds=n_folds, joint_ratio=args.joint_ratio, nox_weight=args.nox_weight,
                                     seconds=round(t_distil + time.time() - t_ft, 1))
-                        save_model(out / f"{name}-e{e}-{'all' if k == 'all' else f'fold{k}'}", module, arch, mean,
-                                   std, train_hashes, card)
+                        save_model(out / _model_name(arch_name, variant, e, k), module, arch, mean, std,
+                                   train_hashes, card)
 
                 run_epochs(torch, module, data, max(args.snapshots), proteins,
                            [1.0, args.nox_weight, args.teacher_weight],
@@ -437,6 +437,11 @@ def train(args) -> int:
             log("deadline reached: no further architectures")
             break
     return 0
+
+
+def _model_name(arch_name: str, variant: str, epochs: int, fold) -> str:
+    """The folder of a fine-tuned model: ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all``."""
+    return f"{arch_name}-{variant}-e{epochs}-{'all' if fold == 'all' else f'fold{fold}'}"
 
 
 def _warm_start(torch, module, src) -> str:

@@ -80,6 +80,11 @@ def baseline_name(teacher: str) -> str:
     return teacher.replace("metapredict-", "metapredict ") if teacher.startswith("metapredict-") else teacher
 
 
+def mean_scores(per_member) -> list[np.ndarray]:
+    """Per protein, the mean of the members' scores (``per_member``: one list of arrays per member)."""
+    return [np.mean(z, axis=0) for z in zip(*per_member)]
+
+
 def calls_of(scores, track: str, threshold: float, smoothed: bool):
     if smoothed:
         return [track_calls(s, CallOptions(track), threshold) for s in scores]
@@ -124,6 +129,8 @@ def main(argv=None) -> int:
     cands, folds = candidates(args.runs)
     if not cands:
         raise InputError("no complete candidate (every fold and -all) in " + ", ".join(args.runs))
+    if args.ship_top and len(cands) < 2:
+        raise InputError("--ship-top: a mean of the best k needs at least two complete candidates")
     labelled, files = load_training(args.train)
     fold_of = {(f["track"], f["id"]): f["fold"] for f in folds}
     missing = [r.id for r in labelled if (r.track, r.id) not in fold_of]
@@ -167,22 +174,28 @@ def main(argv=None) -> int:
         meta[baseline_name(teacher)] = sc
         rows_folds[baseline_name(teacher)] = {
             t: figures(labels[t], sc[t], calls_of(sc[t], t, 0.5, False)) | {"thr": 0.5} for t in TRACKS}
-    chosen = max(cands, key=lambda n: rows_folds[n]["pdb"]["auc"] + rows_folds[n]["pdb"]["ap"])
-    mean_name = f"mean of the {len(cands)} candidates"
-    if args.ensemble:  # an ensemble row, reported but not chosen from (it predicts len(cands) times slower)
-        oof[mean_name] = {t: [np.mean(z, axis=0) for z in zip(*(oof[n][t] for n in cands))] for t in TRACKS}
-        out_of_fold_row(mean_name)
+    def rule(name):  # the choice rule: the highest mean of pdb AUC and AP on the folds
+        return rows_folds[name]["pdb"]["auc"] + rows_folds[name]["pdb"]["ap"]
 
+    def mean_row(name, members):  # the out-of-fold row of the mean of some candidates' scores
+        oof[name] = {t: mean_scores(oof[n][t] for n in members) for t in TRACKS}
+        out_of_fold_row(name)
+
+    chosen = max(cands, key=rule)
+    validated_means = {}  # the means of candidates scored on the validation file: name -> members
+    if args.ensemble:  # an ensemble row, reported but not chosen from (it predicts len(cands) times slower)
+        mean_name = f"mean of the {len(cands)} candidates"
+        mean_row(mean_name, cands)
+        validated_means[mean_name] = list(cands)
     top_name = None
-    if args.top >= 2:  # means of the best k candidates; k chosen on the folds by the same rule
-        ranked = sorted(cands, key=lambda n: -(rows_folds[n]["pdb"]["auc"] + rows_folds[n]["pdb"]["ap"]))
-        for k_top in range(2, min(args.top, len(ranked)) + 1):
-            name = f"mean of the best {k_top}"
-            oof[name] = {t: [np.mean(z, axis=0) for z in zip(*(oof[n][t] for n in ranked[:k_top]))] for t in TRACKS}
-            out_of_fold_row(name)
-        tops = [n for n in oof if n.startswith("mean of the best ")]
-        top_name = max(tops, key=lambda n: rows_folds[n]["pdb"]["auc"] + rows_folds[n]["pdb"]["ap"])
-        top_members = ranked[:int(top_name.rsplit(" ", 1)[1])]
+    if args.top >= 2 and len(cands) >= 2:  # means of the best k candidates; k chosen on the folds by the same rule
+        ranked = sorted(cands, key=rule, reverse=True)
+        tops = {f"mean of the best {k_top}": ranked[:k_top] for k_top in range(2, min(args.top, len(ranked)) + 1)}
+        for name, members in tops.items():
+            mean_row(name, members)
+        top_name = max(tops, key=rule)
+        top_members = tops[top_name]
+        validated_means[top_name] = top_members
 
     # ---------------------------------------------------------------- validation, scored once
     vrecs = read_records(args.valid, require_labels=True)
@@ -196,16 +209,10 @@ def main(argv=None) -> int:
         vscores[name] = sc
         thr = thresholds[name]["pdb"]
         rows_valid[name] = figures(vlab, sc, calls_of(sc, "pdb", thr, True)) | {"thr": thr}
-    if args.ensemble:
-        sc = [np.mean(z, axis=0) for z in zip(*(vscores[n] for n in cands))]
-        vscores[mean_name] = sc
-        thr = thresholds[mean_name]["pdb"]
-        rows_valid[mean_name] = figures(vlab, sc, calls_of(sc, "pdb", thr, True)) | {"thr": thr}
-    if top_name:
-        sc = [np.mean(z, axis=0) for z in zip(*(vscores[n] for n in top_members))]
-        vscores[top_name] = sc
-        thr = thresholds[top_name]["pdb"]
-        rows_valid[top_name] = figures(vlab, sc, calls_of(sc, "pdb", thr, True)) | {"thr": thr}
+    for name, members in validated_means.items():
+        sc = vscores[name] = mean_scores(vscores[n] for n in members)
+        thr = thresholds[name]["pdb"]
+        rows_valid[name] = figures(vlab, sc, calls_of(sc, "pdb", thr, True)) | {"thr": thr}
     ref = baseline_name(args.baselines[0]) if args.baselines else None
     if args.ensemble and ref:  # what the labels add to the teacher: the chosen candidate averaged with it
         both = f"mean of {chosen} and {ref} (reference)"

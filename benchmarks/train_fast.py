@@ -51,7 +51,7 @@ def soft_records(seqs, teacher) -> list[Record]:
     return out
 
 
-def fmax_threshold(model, records, track: str) -> float:
+def own_threshold(model, records, track: str) -> float:
     """The calls threshold (0.20-0.80) of the student on pooled labelled records."""
     scores = model.predict_proba([r.sequence for r in records], track=track)
     return calls_threshold([r.labels for r in records], scores, track, np.round(np.arange(0.20, 0.81, 0.01), 2))
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         model = get_family("cnn")(**params, checkpoint_dir=args.checkpoints, progress=True)
         model.fit(soft, valid=tune)
     if args.own_thresholds:
-        model.meta["thresholds"] = {t: fmax_threshold(model, [r for r in labelled if r.track == t], t)
+        model.meta["thresholds"] = {t: own_threshold(model, [r for r in labelled if r.track == t], t)
                                     for t in ("pdb", "nox")}
         rule = f"per track, {CALLS_RULE}, of the student's scores of all labelled training proteins of that definition"
     else:

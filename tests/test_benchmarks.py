@@ -282,6 +282,10 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     with pytest.raises(InputError, match="is not a model folder"):  # refused before any work
         select.main(["--runs", str(out), str(rec_out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
                      "--top", "2", "--ship-top", str(tmp_path)])
+    with pytest.raises(InputError, match="at least two complete candidates"):  # one run holds one candidate
+        select.main(["--runs", str(out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
+                     "--top", "2", "--ship-top", str(tmp_path / "top1")])
+    assert not (tmp_path / "top1").exists()
     assert select.main(["--runs", str(out), str(rec_out), "--train", f"pdb:{pdb}", f"nox:{nox}", "--valid", str(valid),
                         "--models", "--baselines", str(cnn_dir), "--bootstrap", "10", "--top", "2",
                         "--dump", str(dump2), "--ship-top", str(top)]) == 0
