@@ -14,7 +14,10 @@ clustered together by MMseqs2 at 30% identity and the clusters split into ``--fo
 2. for every fine-tuning variant and every fold ``k``, fine-tunes the distilled CNN on the labelled proteins
    outside fold ``k`` (``pdb``, ``nox`` and, to keep what the teacher taught, the ``teacher`` head on those
    proteins and on a fresh random sample of unlabelled proteins every epoch), saving a snapshot at each of
-   ``--snapshots`` epochs; then the same on all labelled proteins (``-all``, the candidate to ship).
+   ``--snapshots`` epochs; then the same on all labelled proteins (``-all``, the candidate to ship). With
+   ``--pairs``, instead, one fine-tune per pair of folds on the labelled proteins outside both
+   (``ARCH-VARIANT-eE-foldI-M``): a stacker fitted on out-of-fold scores without fold I then learns from
+   scores of models that never saw fold I's labels either (``benchmarks/function_stack.py --nested``).
 
 Architectures (``--archs``): CNNs (``plain32`` is the shipped default's shape, ``ctx32`` adds the protein's
 mean hidden state, ``ctx48`` is wider, ``rec32`` adds a BiLSTM over 16-residue chunk means) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
@@ -322,11 +325,16 @@ def train(args) -> int:
         raise InputError("--distil-epochs 0 fine-tunes the --init model as it is: give --init")
     if args.name and len(args.archs) != 1:
         raise InputError("--name names the models of one architecture: give one --archs")
+    if args.pairs and n_folds < 3:
+        raise InputError(f"--pairs needs at least 3 folds (the pack has {n_folds}): a pair of 2 leaves no labels")
+    # which labelled proteins each fine-tune leaves out: one fold (and none: all), or, with --pairs, two folds
+    keys = ([(i, m) for i in range(n_folds) for m in range(i + 1, n_folds)] if args.pairs
+            else list(range(n_folds)) + ["all"])
     for arch_key in args.archs:  # refuse, before any work, to replace a folder that is not a model
         arch_name = args.name or arch_key
         check_model_folder_output(out / f"{arch_name}-distilled")
         for variant in args.variants:
-            for k in list(range(n_folds)) + ["all"]:
+            for k in keys:
                 for e in args.snapshots:
                     check_model_folder_output(out / _model_name(arch_name, variant, e, k))
         if args.tar_to:  # the archive is a new file, never one already there
@@ -358,8 +366,8 @@ def train(args) -> int:
     lab_starts = pack["starts"][n_unl:] - pack["starts"][n_unl]
     labels_of = [pack["labels"][s:s + n] for s, n in zip(lab_starts, pack["lengths"][n_unl:])]
     balanced = {}
-    for k in list(range(n_folds)) + ["all"]:
-        keep = np.ones(len(labels_of), bool) if k == "all" else folds != k
+    for k in keys:
+        keep = _training(folds, k)
         balanced[k] = [balanced_pos_weight(np.concatenate([lb for lb, t, use in zip(labels_of, pack["tracks"], keep)
                                                            if use and t == h])) for h in ("pdb", "nox")] + [1.0]
     for arch_key in args.archs:
@@ -396,8 +404,8 @@ def train(args) -> int:
         base_card["distil_epochs"] = n_ep
         save_model(out / f"{arch_name}-distilled", module, arch, mean, std, hashes[:n_unl], base_card)
         for variant in args.variants:
-            for k in list(range(n_folds)) + ["all"]:
-                train_lab = lab if k == "all" else lab[folds != k]
+            for k in keys:
+                train_lab = lab[_training(folds, k)]
                 pw = balanced[k] if VARIANTS[variant] == "balanced" else [1.0, 1.0, 1.0]
                 lab_res = int(data.lengths[train_lab].sum())
                 mean_len = float(data.lengths[unl].mean())
@@ -439,8 +447,19 @@ def train(args) -> int:
     return 0
 
 
+def _training(folds: np.ndarray, key) -> np.ndarray:
+    """Which labelled proteins a fine-tune learns from: all (``"all"``), those outside fold K, or, for a pair
+    (I, M), those outside both folds."""
+    if key == "all":
+        return np.ones(len(folds), bool)
+    return ~np.isin(folds, key)
+
+
 def _model_name(arch_name: str, variant: str, epochs: int, fold) -> str:
-    """The folder of a fine-tuned model: ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all``."""
+    """The folder of a fine-tuned model: ``ARCH-VARIANT-eE-foldK``, ``ARCH-VARIANT-eE-all``, or, left out two
+    folds, ``ARCH-VARIANT-eE-foldI-M``."""
+    if isinstance(fold, tuple):
+        return f"{arch_name}-{variant}-e{epochs}-fold{fold[0]}-{fold[1]}"
     return f"{arch_name}-{variant}-e{epochs}-{'all' if fold == 'all' else f'fold{fold}'}"
 
 
@@ -507,6 +526,9 @@ def main(argv=None) -> int:
     tr.add_argument("--tar-to", default="", help="also write ARCH.tar.gz of the models into this folder")
     tr.add_argument("--deadline", type=float, default=0.0, help="start no new architecture after this many s")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--pairs", action="store_true", help="fine-tune only models that leave out two folds "
+                    "(ARCH-VARIANT-eE-foldI-M, one per pair of folds), for nested stacking "
+                    "(benchmarks/function_stack.py --nested)")
     tr.add_argument("--name", default="", help="name the models NAME-... instead of ARCH-... (one --archs)")
     tr.add_argument("--no-amp", action="store_true", help="train in float32 on a GPU too (no bfloat16 autocast)")
     tr.add_argument("--init", default="", help="a model folder (from this pack) whose weights start distillation")

@@ -332,3 +332,80 @@ def test_train_fast_keeps_its_teachers_thresholds_and_never_replaces_a_folder(ti
     with pytest.raises(InputError, match="not a model folder"):
         fast.main(["--out", str(tmp_path / "mine")] + common)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_nested_stacking_learns_only_from_models_that_never_saw_the_held_out_fold(tiny_records, cnn_dir, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """fold_recipe.py --pairs fine-tunes one model per pair of folds on the proteins outside both, and
+    function_stack.py --nested fits each held-out fold's regressions on those models' scores."""
+    from idrkit import train
+    from idrkit.cache import sequence_hash64
+    from idrkit.errors import InputError
+    from idrkit.models import load_model
+    from idrkit.models.stack import disorder_scores, fit_logistic, logistic
+
+    monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
+    real_folds = train.homology_folds
+    monkeypatch.setattr(train, "homology_folds", lambda recs, k, seed=0: real_folds(recs, k=k, seed=seed,
+                                                                                     use_mmseqs=False))
+    pdb = write_labelled(tmp_path / "pdb.fasta", tiny_records[:18])
+    nox = write_labelled(tmp_path / "nox.fasta", tiny_records[18:36])
+    unl = tmp_path / "unl.fasta"
+    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[36:]))  # no labelled protein
+    recipe, stack = _load("fold_recipe"), _load("function_stack")
+    common = ["--archs", "plain32", "--variants", "unweighted", "--snapshots", "1", "--set", "channels=8",
+              "layers=2", "--workers", "1", "--batch-residues", "4096"]
+    pack2 = tmp_path / "pack2.npz"
+    assert recipe.main(["pack", "--out", str(pack2), "--folds", "2", "--train", f"pdb:{pdb}", f"nox:{nox}",
+                        "--unlabelled", str(unl), "--teacher", str(cnn_dir)]) == 0
+    with pytest.raises(InputError, match="at least 3 folds"):
+        recipe.main(["train", "--pack", str(pack2), "--out", str(tmp_path / "p2"), "--pairs",
+                     "--distil-epochs", "1"] + common)
+    pack, out = tmp_path / "pack.npz", tmp_path / "models"
+    assert recipe.main(["pack", "--out", str(pack), "--folds", "3", "--train", f"pdb:{pdb}", f"nox:{nox}",
+                        "--unlabelled", str(unl), "--teacher", str(cnn_dir)]) == 0
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(out), "--distil-epochs", "1"] + common) == 0
+    pairs = tmp_path / "pairs"
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(pairs), "--pairs", "--distil-epochs", "0",
+                        "--init", str(out / "plain32-distilled")] + common) == 0
+    assert sorted(p.name for p in pairs.iterdir() if p.name.startswith("plain32-unweighted")) == [
+        "plain32-unweighted-e1-fold0-1", "plain32-unweighted-e1-fold0-2", "plain32-unweighted-e1-fold1-2"]
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds == json.loads((pairs / "folds.json").read_text())
+    seqs = {r.id: r.sequence for r in tiny_records}
+    for a, b in ((0, 1), (0, 2), (1, 2)):  # each pair model learnt the labels of the third fold only
+        seen = set(load_model(pairs / f"plain32-unweighted-e1-fold{a}-{b}").arrays["train_sequence_hash"].tolist())
+        for f in folds:
+            assert (sequence_hash64(seqs[f["id"]]) in seen) == (f["fold"] not in (a, b)), f
+    # the held-out fold's proteins are scored by the fold model, the others by the pair models
+    fold = np.array([f["fold"] for f in folds if f["track"] == "nox"])
+    nox_seqs = [seqs[f["id"]] for f in folds if f["track"] == "nox"]
+    nested = stack.pair_scores(pairs, "plain32-unweighted-e1", fold, 3, nox_seqs)
+    for i in range(3):
+        assert sorted(nested[i]) == np.flatnonzero(fold != i).tolist()
+        for j, s in nested[i].items():
+            pair = tuple(sorted((i, int(fold[j]))))
+            want = disorder_scores(load_model(pairs / f"plain32-unweighted-e1-fold{pair[0]}-{pair[1]}"), [nox_seqs[j]])
+            np.testing.assert_allclose(s["nox"], want[0]["nox"], rtol=1e-6)
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(len(s), 3)) for s in nox_seqs]
+    labels = [(rng.random(len(s)) < 0.4).astype(np.int8) for s in nox_seqs]
+    inner = {i: {j: xj + 1.0 for j, xj in enumerate(x) if fold[j] != i} for i in range(3)}
+    oof = stack.out_of_fold(x, labels, fold, 3, 1.0, inner)
+    for i in range(3):
+        train_idx = np.flatnonzero(fold != i)
+        lr = fit_logistic([inner[i][j] for j in train_idx], [labels[j] for j in train_idx], 1.0)
+        for j in np.flatnonzero(fold == i):
+            np.testing.assert_allclose(oof[j], logistic(x[j], lr))
+    # the whole stack, nested, beside the plain one; a missing pair model is named
+    func = write_labelled(tmp_path / "function.fasta", tiny_records[18:36])
+    args = ["--runs", str(out), "--candidate", "plain32-unweighted-e1", "--binding", str(func), "--binding-idr",
+            str(func), "--linker", str(func), "--l2", "1"]
+    assert stack.main(args + ["--nested", str(pairs)]) == 0
+    printed = capsys.readouterr().out
+    assert "nested: each fold's regression learns" in printed and "the same regressions not nested" in printed
+    with pytest.raises(InputError, match="--gbdt is not nested"):
+        stack.main(args + ["--nested", str(pairs), "--gbdt"])
+    shutil.rmtree(pairs / "plain32-unweighted-e1-fold1-2")
+    with pytest.raises(InputError, match="fold1-2: missing"):
+        stack.main(args + ["--nested", str(pairs)])
