@@ -134,7 +134,15 @@ def main(argv=None) -> int:
     ap.add_argument("--nested", default="", metavar="PAIRS", help="a fold_recipe.py --pairs output of the same "
                     "candidate and folds: each held-out fold's regressions learn from scores of models that never "
                     "saw that fold's labels either (without it, the other folds' scores come from models that did)")
+    ap.add_argument("--partner", default="", metavar="FOLDER", help="a model with a fine-tuned binding head "
+                    "(binding_finetune.py --ship-head) whose binding scores the shipped binding track averages with "
+                    "its regression's; give its held-out scores with --partner-oof")
+    ap.add_argument("--partner-oof", default="", metavar="PICKLE", help="binding_finetune.py --dump of the same "
+                    "candidate and folds: the held-out scores after its last epoch are averaged with the chosen "
+                    "regression's out-of-fold scores")
     args = ap.parse_args(argv)
+    if bool(args.partner) != bool(args.partner_oof) and (args.ship or args.partner):
+        raise InputError("--partner ships with its held-out scores: give --partner-oof too")
     if args.nested and args.gbdt:
         raise InputError("--gbdt is not nested: leave out one of --nested and --gbdt")
     runs = Path(args.runs)
@@ -192,12 +200,40 @@ def main(argv=None) -> int:
     print(f"disorder scores: {args.candidate}, {k} folds; logistic regression per fold on the other folds ({how}); "
           f"chosen (highest mean AUC of the three files): {label[chosen]}")
     table(data, oof, shown, label, auc)
+    if args.partner_oof:  # the chosen regression averaged with the fine-tuned head, on the same held-out folds
+        partner_oof(args, data, oof, chosen, auc)
     if args.nested:
         print("the same regressions not nested (the other folds' scores from models that saw the held-out fold):")
         table(data, plain, variants, label, auc)
     if args.ship:
         ship(args, runs, data, oof, chosen, k)
     return 0
+
+
+def partner_oof(args, data: dict, oof: dict, chosen, auc) -> None:
+    """The binding track as a stack with a partner ships it: the chosen regression's out-of-fold scores
+    averaged with the partner's held-out scores (``oof["binding"]["partner"]``), printed beside both."""
+    import pickle
+
+    dump = pickle.loads(Path(args.partner_oof).read_bytes())
+    d = data["binding"]
+    if dump.get("ids") != [r.id for r in d["recs"]] or not np.array_equal(dump.get("fold"), d["fold"]):
+        raise InputError(f"{args.partner_oof}: not the held-out scores of {args.binding} on these folds")
+    last = max(dump["scores"])
+    if args.partner:
+        card = load_model(args.partner).meta.get("card", {}).get("binding_head", {})
+        if card.get("epochs") != last:
+            raise InputError(f"--partner {args.partner}: fine-tuned {card.get('epochs')} epochs, its held-out "
+                             f"scores {last}: make both with the same binding_finetune.py --epochs")
+    head = dump["scores"][last]
+    oof["binding"]["partner"] = [(a + b) / 2 for a, b in zip(oof["binding"][chosen], head)]
+    order = {r.id: i for i, r in enumerate(d["recs"])}
+    within = data["binding within IDRs"]
+    pos = [order[r.id] for r in within["recs"]]
+    print(f"binding (AUC on all residues / the binding track within IDRs), {len(d['recs'])} proteins:")
+    for what, sc in ((f"fine-tuned head after {last} epochs", head), ("chosen regression", oof["binding"][chosen]),
+                     ("their mean (the shipped binding track)", oof["binding"]["partner"])):
+        print(f"  {what:<40} {auc(d['labels'], sc):.4f} {auc(within['labels'], [sc[j] for j in pos]):.4f}")
 
 
 def table(data: dict, oof: dict, shown: list, label: dict, auc) -> None:
@@ -230,9 +266,12 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     extra = load_model(args.extra) if args.extra else None
     if chosen[2] == "plddt" and (not args.extra or Path(args.plddt).resolve() != Path(args.extra).resolve()):
         raise InputError(f"the chosen regressions learnt the pLDDT of {args.plddt}: ship them with --extra {args.plddt}")
-    stack = Stack(base=str(base_dir), extra=args.extra or "", l2=chosen[1],
+    partner = load_model(args.partner) if args.partner else None
+    if partner is not None and "binding" not in partner.tracks:
+        raise InputError(f"--partner {args.partner}: no binding track (make it with binding_finetune.py --ship-head)")
+    stack = Stack(base=str(base_dir), extra=args.extra or "", partner=args.partner, l2=chosen[1],
                   interactions=chosen[0], protein=chosen[2] == "protein",
-                  plddt=chosen[2] == "plddt").set_parts(base, extra)
+                  plddt=chosen[2] == "plddt").set_parts(base, extra, partner)
     thresholds = dict(base.meta.get("thresholds", {}))
     if extra is not None:
         thresholds.update({t: v for t, v in extra.meta.get("thresholds", {}).items() if t not in base.tracks})
@@ -240,7 +279,8 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     for track, name in (("binding", "binding"), ("linker", "linker")):
         d = data[name]
         stack.fit_features(track, d["x"][chosen[0], chosen[2]], d["labels"])
-        thresholds[track], folds_fig[track] = threshold_and_figures(d["labels"], oof[name][chosen], track)
+        scored = oof[name]["partner"] if partner is not None and track == "binding" else oof[name][chosen]
+        thresholds[track], folds_fig[track] = threshold_and_figures(d["labels"], scored, track)
     files = [{"path": str(p), "track": t, "sha256": file_sha256(p), "proteins": len(data[n]["recs"]),
               "kept_after_dedup": len(data[n]["recs"])}
              for t, n, p in (("binding", "binding", args.binding), ("linker", "linker", args.linker))]
@@ -263,6 +303,8 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
                          "training_files": files, "params": {
                              "l2": chosen[1], "interactions": chosen[0], "features": chosen[2] or "standard",
                              "extra": args.extra or "",
+                             "partner": (f"{args.partner} (benchmarks/binding_finetune.py; the binding track is "
+                                         "the mean of its binding head and the regression)" if args.partner else ""),
                              "base": f"{args.candidate}-all (benchmarks/fold_recipe.py)"},
                          "chosen_as": "the regression variant with the highest mean out-of-fold AUC over binding, "
                                       "binding within IDRs and linker (benchmarks/function_stack.py"

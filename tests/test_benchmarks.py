@@ -342,6 +342,7 @@ def test_nested_stacking_learns_only_from_models_that_never_saw_the_held_out_fol
     from idrkit.cache import sequence_hash64
     from idrkit.errors import InputError
     from idrkit.models import load_model
+    from idrkit.io import read_records
     from idrkit.models.stack import disorder_scores, fit_logistic, logistic
 
     monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
@@ -406,6 +407,40 @@ def test_nested_stacking_learns_only_from_models_that_never_saw_the_held_out_fol
     assert "nested: each fold's regression learns" in printed and "the same regressions not nested" in printed
     with pytest.raises(InputError, match="--gbdt is not nested"):
         stack.main(args + ["--nested", str(pairs), "--gbdt"])
+    # a binding head fine-tuned per fold: before fine-tuning it is the fold model's nox head; the -all model
+    # fine-tuned the same way ships as the stack's partner, whose binding track is the mean of the two
+    import pickle
+
+    ft, head, dump = _load("binding_finetune"), tmp_path / "head", tmp_path / "ft.pkl"
+    ft_args = ["--runs", str(out), "--candidate", "plain32-unweighted-e1", "--binding", str(func), "--nox",
+               str(nox), "--epochs", "2", "--batch-residues", "4096", "--dump", str(dump)]
+    assert ft.main(ft_args + ["--ship-head", str(head)]) == 0
+    d = pickle.loads(dump.read_bytes())
+    func_recs = read_records(str(func), require_labels=True)
+    assert d["ids"] == [r.id for r in func_recs] and sorted(d["scores"]) == [0, 1, 2]
+    for j, r in enumerate(func_recs):
+        fold_model = load_model(out / f"plain32-unweighted-e1-fold{d['fold'][j]}")
+        np.testing.assert_allclose(d["scores"][0][j], fold_model.predict_proba([r.sequence], track="nox")[0],
+                                   rtol=1e-4, atol=1e-5)
+    assert not all(np.allclose(a, b) for a, b in zip(d["scores"][0], d["scores"][2]))
+    partner = load_model(head)
+    assert partner.tracks == ("pdb", "nox", "binding") and partner.meta["card"]["binding_head"]["epochs"] == 2
+    shipped = tmp_path / "with-partner"
+    assert stack.main(args + ["--nested", str(pairs), "--partner", str(head), "--partner-oof", str(dump),
+                              "--ship", str(shipped)]) == 0
+    printed = capsys.readouterr().out
+    assert "their mean (the shipped binding track)" in printed
+    model = load_model(shipped)
+    assert model.partner is not None and (shipped / "partner" / "model.json").is_file()
+    seq = [func_recs[0].sequence]
+    lr = {key: model.arrays[f"lr.binding.{key}"] for key in ("mu", "sd", "beta")}
+    want = (logistic(model.features(seq)[0], lr) + partner.predict_proba(seq, track="binding")[0]) / 2
+    np.testing.assert_allclose(model.predict_proba(seq, track="binding")[0], want, rtol=1e-5)
+    with pytest.raises(InputError, match="give --partner-oof too"):
+        stack.main(args + ["--partner", str(head), "--ship", str(tmp_path / "x")])
+    assert ft.main(ft_args[:-4] + ["--epochs", "1", "--dump", str(tmp_path / "ft1.pkl")]) == 0
+    with pytest.raises(InputError, match="same binding_finetune.py --epochs"):
+        stack.main(args + ["--nested", str(pairs), "--partner", str(head), "--partner-oof", str(tmp_path / "ft1.pkl")])
     shutil.rmtree(pairs / "plain32-unweighted-e1-fold1-2")
     with pytest.raises(InputError, match="fold1-2: missing"):
         stack.main(args + ["--nested", str(pairs)])

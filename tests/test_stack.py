@@ -82,6 +82,40 @@ def test_stack_predicts_saves_and_loads(base_dir, tiny_records, tmp_path):
         load_model(folder)
 
 
+def test_a_stack_averages_a_stacked_track_with_its_partner(base_dir, tiny_records, tmp_path):
+    """A partner model with a binding track: the stack's binding scores are the mean of the regression's and
+    the partner's; the other tracks stay the base's; the partner is saved in partner/ and needed to load."""
+    base = load_model(base_dir)
+    partner_dir = tmp_path / "partner"
+    shutil.copytree(base_dir, partner_dir)
+    doc = json.loads((partner_dir / "model.json").read_text())
+    doc["meta"]["heads"] = ["pdb", "nox", "binding"]  # its third output read as a binding head
+    doc["tracks"] = ["pdb", "nox", "binding"]
+    (partner_dir / "model.json").write_text(json.dumps(doc))
+    partner = load_model(partner_dir)
+    seqs = [r.sequence for r in tiny_records[:10]]
+    plain = Stack(base=str(base_dir), l2=1.0).set_parts(base)
+    x = plain.features(seqs)
+    labels = [(np.asarray(s) > 0.5).astype(np.int8) for s in base.predict_proba(seqs, track="pdb")]
+    labels[0][0], labels[1][0] = 1, 0
+    plain.fit_features("binding", x, labels)
+    paired = Stack(base=str(base_dir), partner=str(partner_dir), l2=1.0).set_parts(base, None, partner)
+    paired.fit_features("binding", x, labels)
+    want = [(a + b) / 2 for a, b in zip(plain.predict_proba(seqs[:3], track="binding"),
+                                        partner.predict_proba(seqs[:3], track="binding"))]
+    got = paired.predict_proba(seqs[:3], track="binding")
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, w, rtol=1e-5)
+    assert not np.allclose(got[0], plain.predict_proba(seqs[:1], track="binding")[0])
+    np.testing.assert_allclose(paired.predict_proba(seqs[:2], track="nox")[1], base.predict_proba(seqs[:2], track="nox")[1])
+    assert paired.tracks == ("pdb", "nox", "binding")
+    folder = paired.save(tmp_path / "paired")
+    np.testing.assert_allclose(load_model(folder).predict_proba(seqs[:3], track="binding")[2], got[2], rtol=1e-6)
+    shutil.rmtree(folder / "partner")
+    with pytest.raises(ModelError, match="no partner/ folder"):
+        load_model(folder)
+
+
 @pytest.fixture
 def plddt_dir(tmp_path):
     """The committed tiny CNN with its second head read as a ``plddt`` track."""

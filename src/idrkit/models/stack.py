@@ -7,7 +7,10 @@ residue, a regression sees the three disorder scores, their means over 9, 21, 51
 below the 21-, 51- and 151-residue means, a few sequence features (:data:`SEQUENCE_SPEC`) and, with
 ``interactions``, those sequence features times the ``nox`` score and its 21-residue mean; with ``protein``,
 protein-level and region features of the ``nox`` score (:func:`region_features`); with ``plddt``, the extra
-model's predicted pLDDT (:func:`plddt_features`). Prediction is numpy only. A saved model holds the base in ``base/`` and the extra model in ``extra/``.
+model's predicted pLDDT (:func:`plddt_features`). A ``partner`` model (e.g. a CNN with a fine-tuned
+``binding`` head) that has a stacked track too is averaged with its regression, score for score. Prediction
+is numpy only. A saved model holds the base in ``base/``, the extra model in ``extra/`` and the partner in
+``partner/``.
 
 Fitting on the base model's scores of its own training proteins learns from scores better than the base
 gives on new proteins; :meth:`Stack.fit_features` takes features built from out-of-fold scores instead
@@ -40,6 +43,7 @@ class StackParams(Params):
     interactions: bool = True
     protein: bool = False  # also the protein's length, mean nox score and the nox region each residue is in
     plddt: bool = False  # also the extra model's predicted pLDDT, its means and dips (plddt_features)
+    partner: str = ""  # a model whose scores of a stacked track are averaged with the regression's, or none
 
 
 def window_mean(x: np.ndarray, w: int) -> np.ndarray:
@@ -141,21 +145,23 @@ class Stack(Estimator):
         super().__init__(params, **kwargs)
         self.base: Estimator | None = None
         self.extra: Estimator | None = None
+        self.partner: Estimator | None = None
 
     def default_spec(self) -> FeatureSpec:
         return SEQUENCE_SPEC
 
     # ------------------------------------------------------------------ parts
-    def set_parts(self, base: Estimator, extra: Estimator | None = None) -> "Stack":
+    def set_parts(self, base: Estimator, extra: Estimator | None = None,
+                  partner: Estimator | None = None) -> "Stack":
         missing = [h for h in DISORDER_HEADS if h not in getattr(base, "heads", [])]
         if missing:
             raise ModelError(f"a stack's base needs the heads {', '.join(DISORDER_HEADS)} (missing {', '.join(missing)})")
-        self.base, self.extra = base, extra
+        self.base, self.extra, self.partner = base, extra, partner
         self._set_tracks()
         return self
 
     def parts(self) -> list[Estimator]:
-        return [m for m in (self.base, self.extra) if m is not None]
+        return [m for m in (self.base, self.extra, self.partner) if m is not None]
 
     def stacked_tracks(self) -> list[str]:
         return sorted({k.split(".")[1] for k in self.arrays if k.startswith("lr.")}, key=TRACKS.index)
@@ -196,7 +202,8 @@ class Stack(Estimator):
 
         if self.base is None:
             extra = load_model(model_folder(self.params.extra)) if self.params.extra else None
-            self.set_parts(load_model(model_folder(self.params.base)), extra)
+            partner = load_model(model_folder(self.params.partner)) if self.params.partner else None
+            self.set_parts(load_model(model_folder(self.params.base)), extra, partner)
         by_track: dict[str, list[Record]] = {}
         for r in records:
             if r.labels is not None and r.track not in self.base.tracks:
@@ -211,7 +218,10 @@ class Stack(Estimator):
     def _predict(self, sequences, track):
         if f"lr.{track}.beta" in self.arrays:
             lr = {k: self.arrays[f"lr.{track}.{k}"] for k in ("mu", "sd", "beta")}
-            return [logistic(x, lr).astype(np.float32) for x in self.features(sequences)]
+            out = [logistic(x, lr).astype(np.float32) for x in self.features(sequences)]
+            if self.partner is not None and track in self.partner.tracks:
+                out = [(a + b) / 2 for a, b in zip(out, self.partner._predict(sequences, track))]
+            return out
         if track in self.base.tracks:
             return self.base._predict(sequences, track)
         return self.extra._predict(sequences, track)
@@ -222,6 +232,8 @@ class Stack(Estimator):
         self.base.save(Path(folder) / "base")
         if self.extra is not None:
             self.extra.save(Path(folder) / "extra")
+        if self.partner is not None:
+            self.partner.save(Path(folder) / "partner")
         return folder
 
     @classmethod
@@ -229,9 +241,12 @@ class Stack(Estimator):
         from . import load_model
 
         model = super().load(folder)
-        extra = Path(folder) / "extra"
+        extra, partner = Path(folder) / "extra", Path(folder) / "partner"
         model.base = load_model(Path(folder) / "base")
         model.extra = load_model(extra) if extra.is_dir() else None
+        model.partner = load_model(partner) if partner.is_dir() else None
+        if model.params.partner and model.partner is None:
+            raise ModelError(f"{folder}: the stack averages with a partner model, but has no partner/ folder")
         missing = [t for t in model.tracks if t not in model.base.tracks and f"lr.{t}.beta" not in model.arrays
                    and not (model.extra and t in model.extra.tracks)]
         if missing:
