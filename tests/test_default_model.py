@@ -62,3 +62,28 @@ def test_cli_predict_without_model_flag_to_stdout(tmp_path, capsys):
     assert main(["predict", str(fasta), "--format", "json", "--track", "nox"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["meta"]["track"] == "nox" and [p["id"] for p in data["proteins"]] == ["a", "b"]
+
+
+def test_shipped_function_model_serves_binding_from_its_regression_and_partner(tmp_path):
+    """``--model function --track binding`` on the command line: the mean of the stacked regression and the
+    partner network's binding head, one score per residue, calls at the card's threshold."""
+    from idrkit.models.stack import logistic
+
+    from .conftest import run_idrkit
+
+    model = get_model("function")
+    assert set(model.tracks) == {"pdb", "nox", "binding", "linker", "plddt"} and "binding" in model.partner.tracks
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(SEQS)))
+    out = tmp_path / "out.tsv"
+    r = run_idrkit("predict", fasta, "--model", "function", "--track", "binding", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in out.read_text().splitlines() if not line.startswith(("#", "id\t"))]
+    assert len(rows) == sum(map(len, SEQS))
+    got = np.array([float(row[3]) for row in rows if row[0] == "s3"])
+    lr = {k: model.arrays[f"lr.binding.{k}"] for k in ("mu", "sd", "beta")}
+    want = (logistic(model.features([SEQS[3]])[0], lr) + model.partner.predict_proba([SEQS[3]], track="binding")[0]) / 2
+    np.testing.assert_allclose(got, want, atol=1e-4)  # the file holds four decimals
+    thr = model.meta["thresholds"]["binding"]
+    calls = np.array([int(row[4]) for row in rows if row[0] == "s3"])
+    assert calls.any() == (got >= thr).any()  # region smoothing may trim, never invent, calls
