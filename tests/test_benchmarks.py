@@ -113,6 +113,8 @@ def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path):
                                             str(missing)]),
                          ("function_stack", ["--runs", str(missing), "--candidate", "c", "--binding", str(missing),
                                              "--binding-idr", str(missing), "--linker", str(missing)]),
+                         ("binding_finetune", ["--runs", str(missing), "--candidate", "c", "--binding",
+                                               str(missing), "--nox", str(missing)]),
                          ("lstm_speed", ["--fasta", str(missing)])]:
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args],
                               capture_output=True, text=True, timeout=120)
