@@ -19,7 +19,6 @@ after each epoch, beside the same fold models' ``nox`` score. ``--dump`` keeps t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ from idrkit.features.encoders import featurize_many
 from idrkit.io import atomic_folder, check_model_folder_output, read_records
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
+from idrkit.models.neural import pad_batch, shuffled_length_batches
+from idrkit.train import read_folds
 
 
 def module_with_binding_head(torch, model):
@@ -49,29 +50,10 @@ def module_with_binding_head(torch, model):
     return module, nox
 
 
-def batches(lengths: np.ndarray, proteins: np.ndarray, max_residues: int, rng) -> list[np.ndarray]:
-    """Proteins sorted by length, in batches of about ``max_residues`` padded residues, shuffled."""
-    order = proteins[np.argsort(lengths[proteins] + rng.random(proteins.size))]
-    out, cur = [], []
-    for p in order.tolist():
-        if cur and (len(cur) + 1) * lengths[p] > max_residues:
-            out.append(np.array(cur))
-            cur = []
-        cur.append(p)
-    if cur:
-        out.append(np.array(cur))
-    rng.shuffle(out)
-    return out
-
-
 def padded(torch, xs, ys, batch):
-    n = max(len(xs[p]) for p in batch)
-    x = np.zeros((len(batch), n, xs[batch[0]].shape[1]), np.float32)
-    y = np.full((len(batch), n, 2), np.nan, np.float32)
-    mask = np.zeros((len(batch), n), np.float32)
-    for b, p in enumerate(batch):
-        m = len(xs[p])
-        x[b, :m], y[b, :m], mask[b, :m] = xs[p], ys[p], 1
+    """Inputs, mask and targets (binding, nox; NaN where unknown or padding) of a batch of proteins."""
+    x, mask = pad_batch([xs[p] for p in batch])
+    y, _ = pad_batch([ys[p] for p in batch], fill=np.nan)
     return torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(y)
 
 
@@ -95,7 +77,7 @@ def fine_tune(torch, model, recs, ys, lengths, train, test, args, rng, scores=No
     if scores is not None:
         score(0)
     for e in range(1, args.epochs + 1):
-        for batch in batches(lengths, train, args.batch_residues, rng):
+        for batch in shuffled_length_batches(lengths, train, args.batch_residues, rng):
             x, mask, y = padded(torch, xs, ys, batch)
             logits = module(x, mask)[..., [-1, nox]]
             known = ~torch.isnan(y)
@@ -154,9 +136,7 @@ def main(argv=None) -> int:
     import torch
 
     runs = Path(args.runs)
-    if not (runs / "folds.json").is_file():
-        raise InputError(f"{runs}: no folds.json (not a fold_recipe.py output)")
-    folds = json.loads((runs / "folds.json").read_text())
+    folds = read_folds(runs)
     fold_of = {f["id"].split("|")[0]: f["fold"] for f in folds if f["track"] == "nox"}
     k = 1 + max(f["fold"] for f in folds)
     recs = read_records(args.binding, require_labels=True)
@@ -172,23 +152,19 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     scores = {e: [None] * len(recs) for e in range(args.epochs + 1)}
+    base = [None] * len(recs)  # the fold models' own nox score (numpy), as function_stack.py reports it
     t0 = time.time()
     for i in range(k):
         model = load_model(runs / f"{args.candidate}-fold{i}")
         train, test = np.flatnonzero(fold != i), np.flatnonzero(fold == i)
+        for j, s in zip(test, model.predict_proba([recs[j].sequence for j in test], track="nox")):
+            base[j] = s
         fine_tune(torch, model, recs, ys, lengths, train, test, args, rng, scores)
         print(f"fold {i}: {train.size} proteins fine-tuned on, {test.size} scored ({time.time() - t0:.0f} s)", flush=True)
     labels = [r.labels for r in recs]
-    # the same fold models' nox score, as function_stack.py reports it
-    base = [None] * len(recs)
-    for i in range(k):
-        model = load_model(runs / f"{args.candidate}-fold{i}")
-        idx = np.flatnonzero(fold == i)
-        for j, s in zip(idx, model.predict_proba([recs[j].sequence for j in idx], track="nox")):
-            base[j] = s
+    m = pooled_metrics(labels, base)
     print(f"binding, {len(recs)} proteins, {k} folds; pooled AUC / AP of the held-out folds")
-    print(f"{'nox score of the fold models':<44} {pooled_metrics(labels, base)['auc']:.4f} "
-          f"{pooled_metrics(labels, base)['ap']:.4f}")
+    print(f"{'nox score of the fold models':<44} {m['auc']:.4f} {m['ap']:.4f}")
     for e in range(args.epochs + 1):
         m = pooled_metrics(labels, scores[e])
         what = "binding head before fine-tuning (= nox)" if e == 0 else f"binding head after {e} epoch(s)"

@@ -201,17 +201,9 @@ class Data:
 
     def batches(self, proteins: np.ndarray, rng) -> list[np.ndarray]:
         """Proteins sorted by length, cut into batches of about ``batch_residues`` padded residues, shuffled."""
-        order = proteins[np.argsort(self.lengths[proteins] + rng.random(proteins.size))]
-        out, cur = [], []
-        for p in order.tolist():
-            if cur and (len(cur) + 1) * self.lengths[p] > self.batch_residues:
-                out.append(np.array(cur))
-                cur = []
-            cur.append(p)
-        if cur:
-            out.append(np.array(cur))
-        rng.shuffle(out)
-        return out
+        from idrkit.models.neural import shuffled_length_batches
+
+        return shuffled_length_batches(self.lengths, proteins, self.batch_residues, rng)
 
     def gather(self, batch: np.ndarray):
         torch = self.torch

@@ -44,7 +44,7 @@ from idrkit.io import read_records
 from idrkit.metrics import pooled_metrics
 from idrkit.models import load_model
 from idrkit.models.stack import SEQUENCE_SPEC, Stack, disorder_scores, fit_logistic, logistic, stack_features
-from idrkit.train import CALLS_RULE, file_sha256, threshold_and_figures, write_card
+from idrkit.train import CALLS_RULE, file_sha256, read_folds, threshold_and_figures, write_card
 
 
 def plddt_of(source: str, sequences: list[str]) -> list[np.ndarray]:
@@ -145,10 +145,9 @@ def main(argv=None) -> int:
         raise InputError("--partner ships with its held-out scores: give --partner-oof too")
     if args.nested and args.gbdt:
         raise InputError("--gbdt is not nested: leave out one of --nested and --gbdt")
+    partner, dump = read_partner(args)  # checked before any work
     runs = Path(args.runs)
-    if not (runs / "folds.json").is_file():
-        raise InputError(f"{runs}: no folds.json (not a fold_recipe.py output)")
-    folds = json.loads((runs / "folds.json").read_text())
+    folds = read_folds(runs)
     fold_of = {f["id"].split("|")[0]: f["fold"] for f in folds if f["track"] == "nox"}
     k = 1 + max(f["fold"] for f in folds)
     models = [load_model(runs / f"{args.candidate}-fold{i}") for i in range(k)]
@@ -200,31 +199,40 @@ def main(argv=None) -> int:
     print(f"disorder scores: {args.candidate}, {k} folds; logistic regression per fold on the other folds ({how}); "
           f"chosen (highest mean AUC of the three files): {label[chosen]}")
     table(data, oof, shown, label, auc)
-    if args.partner_oof:  # the chosen regression averaged with the fine-tuned head, on the same held-out folds
-        partner_oof(args, data, oof, chosen, auc)
+    if dump is not None:  # the chosen regression averaged with the fine-tuned head, on the same held-out folds
+        partner_oof(args, dump, data, oof, chosen, auc)
     if args.nested:
         print("the same regressions not nested (the other folds' scores from models that saw the held-out fold):")
         table(data, plain, variants, label, auc)
     if args.ship:
-        ship(args, runs, data, oof, chosen, k)
+        ship(args, runs, data, oof, chosen, k, partner)
     return 0
 
 
-def partner_oof(args, data: dict, oof: dict, chosen, auc) -> None:
-    """The binding track as a stack with a partner ships it: the chosen regression's out-of-fold scores
-    averaged with the partner's held-out scores (``oof["binding"]["partner"]``), printed beside both."""
+def read_partner(args):
+    """The ``--partner`` model and the ``--partner-oof`` held-out scores (each None when not given), refused
+    when the partner has no binding track or was fine-tuned for other epochs than its held-out scores."""
     import pickle
 
-    dump = pickle.loads(Path(args.partner_oof).read_bytes())
+    partner = load_model(args.partner) if args.partner else None
+    if partner is not None and "binding" not in partner.tracks:
+        raise InputError(f"--partner {args.partner}: no binding track (make it with binding_finetune.py --ship-head)")
+    dump = pickle.loads(Path(args.partner_oof).read_bytes()) if args.partner_oof else None
+    if partner is not None:
+        epochs, last = partner.meta.get("card", {}).get("binding_head", {}).get("epochs"), max(dump["scores"])
+        if epochs != last:
+            raise InputError(f"--partner {args.partner}: fine-tuned {epochs} epochs, its held-out "
+                             f"scores {last}: make both with the same binding_finetune.py --epochs")
+    return partner, dump
+
+
+def partner_oof(args, dump: dict, data: dict, oof: dict, chosen, auc) -> None:
+    """The binding track as a stack with a partner ships it: the chosen regression's out-of-fold scores
+    averaged with the partner's held-out scores (``oof["binding"]["partner"]``), printed beside both."""
     d = data["binding"]
     if dump.get("ids") != [r.id for r in d["recs"]] or not np.array_equal(dump.get("fold"), d["fold"]):
         raise InputError(f"{args.partner_oof}: not the held-out scores of {args.binding} on these folds")
     last = max(dump["scores"])
-    if args.partner:
-        card = load_model(args.partner).meta.get("card", {}).get("binding_head", {})
-        if card.get("epochs") != last:
-            raise InputError(f"--partner {args.partner}: fine-tuned {card.get('epochs')} epochs, its held-out "
-                             f"scores {last}: make both with the same binding_finetune.py --epochs")
     head = dump["scores"][last]
     oof["binding"]["partner"] = [(a + b) / 2 for a, b in zip(oof["binding"][chosen], head)]
     order = {r.id: i for i, r in enumerate(d["recs"])}
@@ -252,7 +260,7 @@ def table(data: dict, oof: dict, shown: list, label: dict, auc) -> None:
     print(f"{'binding track, scored within IDRs':<40} {len(pos):>8} " + " ".join(cells))
 
 
-def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
+def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int, partner=None) -> None:
     """A stack model on the candidate's -all model: regressions fitted on all out-of-fold features, thresholds
     from the out-of-fold scores (``calls_threshold``), the base's and the extra model's own thresholds kept."""
     from idrkit import __version__
@@ -266,9 +274,6 @@ def ship(args, runs: Path, data: dict, oof: dict, chosen, k: int) -> None:
     extra = load_model(args.extra) if args.extra else None
     if chosen[2] == "plddt" and (not args.extra or Path(args.plddt).resolve() != Path(args.extra).resolve()):
         raise InputError(f"the chosen regressions learnt the pLDDT of {args.plddt}: ship them with --extra {args.plddt}")
-    partner = load_model(args.partner) if args.partner else None
-    if partner is not None and "binding" not in partner.tracks:
-        raise InputError(f"--partner {args.partner}: no binding track (make it with binding_finetune.py --ship-head)")
     stack = Stack(base=str(base_dir), extra=args.extra or "", partner=args.partner, l2=chosen[1],
                   interactions=chosen[0], protein=chosen[2] == "protein",
                   plddt=chosen[2] == "plddt").set_parts(base, extra, partner)

@@ -44,7 +44,7 @@ from idrkit.models.base import resolve_threshold
 from idrkit.predict import get_model
 from idrkit.regions import CallOptions, track_calls
 from idrkit.teachers import teacher_scores
-from idrkit.train import CALLS_RULE, load_training, shared_sequences, threshold_and_figures, write_card
+from idrkit.train import CALLS_RULE, load_training, read_folds, shared_sequences, threshold_and_figures, write_card
 
 TRACKS = ("pdb", "nox")
 METRICS = ("auc", "ap", "fmax", "f1", "mcc")
@@ -56,9 +56,7 @@ def candidates(run_dirs) -> tuple[dict[str, dict], list[dict]]:
     folds = None
     for run in run_dirs:
         run = Path(run)
-        if not (run / "folds.json").is_file():
-            raise InputError(f"{run}: no folds.json (not a fold_recipe.py output)")
-        these = json.loads((run / "folds.json").read_text())
+        these = read_folds(run)
         if folds is not None and these != folds:
             raise InputError(f"{run}: its folds differ from those of the other runs")
         folds = these

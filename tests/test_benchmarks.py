@@ -123,23 +123,30 @@ def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path):
         assert f"{script}.py: error:" in proc.stderr and "missing.fasta" in proc.stderr
 
 
-def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_path, monkeypatch, capsys):
-    """pack -> train per fold -> select: out-of-fold scores come from the model of each protein's fold, the
-    thresholds shipped are the out-of-fold ones, and the card says how the model was chosen."""
-    import pickle
-
+def _recipe_inputs(tmp_path, monkeypatch, pdb_records, nox_records, unlabelled_records):
+    """Labelled pdb and nox files and an unlabelled file for fold_recipe.py pack, with a temporary teacher
+    cache and folds of one cluster per protein (MMseqs2 clustering is tested elsewhere)."""
     from idrkit import train
-    from idrkit.models import load_model
 
     monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
     real_folds = train.homology_folds
     monkeypatch.setattr(train, "homology_folds", lambda recs, k, seed=0: real_folds(recs, k=k, seed=seed,
                                                                                      use_mmseqs=False))
-    pdb = write_labelled(tmp_path / "pdb.fasta", tiny_records[:20])
-    nox = write_labelled(tmp_path / "nox.fasta", tiny_records[20:36])
-    valid = write_labelled(tmp_path / "valid.fasta", tiny_records[36:])
     unl = tmp_path / "unl.fasta"
-    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[:30]))
+    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in unlabelled_records))
+    return (write_labelled(tmp_path / "pdb.fasta", pdb_records), write_labelled(tmp_path / "nox.fasta", nox_records),
+            unl)
+
+
+def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_path, monkeypatch, capsys):
+    """pack -> train per fold -> select: out-of-fold scores come from the model of each protein's fold, the
+    thresholds shipped are the out-of-fold ones, and the card says how the model was chosen."""
+    import pickle
+
+    from idrkit.models import load_model
+
+    pdb, nox, unl = _recipe_inputs(tmp_path, monkeypatch, tiny_records[:20], tiny_records[20:36], tiny_records[:30])
+    valid = write_labelled(tmp_path / "valid.fasta", tiny_records[36:])
     recipe, select = _load("fold_recipe"), _load("select_models")
     pack, out = tmp_path / "pack.npz", tmp_path / "models"
     assert recipe.main(["pack", "--out", str(pack), "--folds", "2", "--train", f"pdb:{pdb}", f"nox:{nox}",
@@ -340,21 +347,14 @@ def test_nested_stacking_learns_only_from_models_that_never_saw_the_held_out_fol
                                                                                   monkeypatch, capsys):
     """fold_recipe.py --pairs fine-tunes one model per pair of folds on the proteins outside both, and
     function_stack.py --nested fits each held-out fold's regressions on those models' scores."""
-    from idrkit import train
     from idrkit.cache import sequence_hash64
     from idrkit.errors import InputError
-    from idrkit.models import load_model
     from idrkit.io import read_records
+    from idrkit.models import load_model
     from idrkit.models.stack import disorder_scores, fit_logistic, logistic
 
-    monkeypatch.setenv("IDRKIT_CACHE", str(tmp_path / "cache"))
-    real_folds = train.homology_folds
-    monkeypatch.setattr(train, "homology_folds", lambda recs, k, seed=0: real_folds(recs, k=k, seed=seed,
-                                                                                     use_mmseqs=False))
-    pdb = write_labelled(tmp_path / "pdb.fasta", tiny_records[:18])
-    nox = write_labelled(tmp_path / "nox.fasta", tiny_records[18:36])
-    unl = tmp_path / "unl.fasta"
-    unl.write_text("".join(f">u{r.id}\n{r.sequence}\n" for r in tiny_records[36:]))  # no labelled protein
+    # the unlabelled proteins are none of the labelled ones
+    pdb, nox, unl = _recipe_inputs(tmp_path, monkeypatch, tiny_records[:18], tiny_records[18:36], tiny_records[36:])
     recipe, stack = _load("fold_recipe"), _load("function_stack")
     common = ["--archs", "plain32", "--variants", "unweighted", "--snapshots", "1", "--set", "channels=8",
               "layers=2", "--workers", "1", "--batch-residues", "4096"]

@@ -101,6 +101,15 @@ def homology_folds(records: Sequence[Record], k: int = 5, seed: int = 0, min_seq
     return split_by_cluster(clusters, k, seed)
 
 
+def read_folds(folder: str | Path) -> list[dict]:
+    """The fold of every labelled protein of a ``benchmarks/fold_recipe.py`` run (``folds.json``: track, id
+    and fold of each)."""
+    path = Path(folder) / "folds.json"
+    if not path.is_file():
+        raise InputError(f"{folder}: no folds.json (not a fold_recipe.py output)")
+    return json.loads(path.read_text())
+
+
 def shared_sequences(model: Estimator, sequences: Sequence[str]) -> list[int]:
     """Indices of the sequences that were in the model's training data (by stored sequence hashes)."""
     hashes = model.arrays.get("train_sequence_hash")

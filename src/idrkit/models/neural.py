@@ -146,7 +146,7 @@ class NeuralTagger(Estimator):
     def _predict_index(self, sequences, idx: int) -> list[np.ndarray]:
         out = []
         for seqs in _length_batches(sequences, self.params.batch_residues, self.window):
-            x, mask = _pad([self._inputs(s) for s in seqs])
+            x, mask = pad_batch([self._inputs(s) for s in seqs])
             probs = 1 / (1 + np.exp(-self._batch_logits(x, mask)[..., idx]))
             out += [probs[i, :len(s)] for i, s in enumerate(seqs)]
         # batches follow increasing length; put the results back in input order
@@ -333,8 +333,8 @@ class _BatchLoss:
                 x, y = x[s:s + crop], y[s:s + crop]
             xs.append(x)
             ys.append(y)
-        x, mask = _pad(xs)
-        y, _ = _pad(ys, fill=np.nan)
+        x, mask = pad_batch(xs)
+        y, _ = pad_batch(ys, fill=np.nan)
         yt = torch.from_numpy(y).to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.module(torch.from_numpy(x).to(self.device), torch.from_numpy(mask).to(self.device))
@@ -365,7 +365,24 @@ def _length_batches(sequences, max_residues: int, window: int = 0):
         yield batch
 
 
-def _pad(arrays: list[np.ndarray], fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def shuffled_length_batches(lengths: np.ndarray, proteins: np.ndarray, max_residues: int, rng) -> list[np.ndarray]:
+    """The indices ``proteins`` sorted by length (ties in random order), cut into batches of about
+    ``max_residues`` padded residues, the batches shuffled."""
+    order = proteins[np.argsort(lengths[proteins] + rng.random(proteins.size))]
+    out, cur = [], []
+    for p in order.tolist():
+        if cur and (len(cur) + 1) * lengths[p] > max_residues:
+            out.append(np.array(cur))
+            cur = []
+        cur.append(p)
+    if cur:
+        out.append(np.array(cur))
+    rng.shuffle(out)
+    return out
+
+
+def pad_batch(arrays: list[np.ndarray], fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays (length, columns) padded with ``fill`` into one (batch, longest, columns) array, and its mask."""
     n = max(a.shape[0] for a in arrays)
     out = np.full((len(arrays), n, arrays[0].shape[1]), fill, dtype=np.float32)
     mask = np.zeros((len(arrays), n), dtype=np.float32)
