@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     if args.nested and args.gbdt:
         raise InputError("--gbdt is not nested: leave out one of --nested and --gbdt")
     partner, dump = read_partner(args)  # checked before any work
+    if args.ship:
+        check_model_folder_output(args.ship)  # a folder that is not a model is refused before any work too
     runs = Path(args.runs)
     folds = read_folds(runs)
     fold_of = {f["id"].split("|")[0]: f["fold"] for f in folds if f["track"] == "nox"}

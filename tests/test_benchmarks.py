@@ -409,6 +409,12 @@ def test_nested_stacking_learns_only_from_models_that_never_saw_the_held_out_fol
     assert "nested: each fold's regression learns" in printed and "the same regressions not nested" in printed
     with pytest.raises(InputError, match="--gbdt is not nested"):
         stack.main(args + ["--nested", str(pairs), "--gbdt"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a model folder"):  # refused before the regressions
+        stack.main(args + ["--nested", str(pairs), "--ship", str(mine)])
+    assert [f.name for f in mine.iterdir()] == ["notes.txt"] and "chosen" not in capsys.readouterr().out
     # a binding head fine-tuned per fold: before fine-tuning it is the fold model's nox head; the -all model
     # fine-tuned the same way ships as the stack's partner, whose binding track is the mean of the two
     import pickle
