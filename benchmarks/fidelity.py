@@ -8,6 +8,9 @@ default's ``teacher`` head (its copy of v3), and metapredict v2.
 
     python benchmarks/fidelity.py --fasta ../shared/data/unlabelled/calbicans_SC5314.fasta \\
         ../shared/data/unlabelled/tbrucei_UP000008524.fasta ../shared/data/unlabelled/osativa_ppi.fasta
+
+``--where`` adds, per predictor, where the differences lie: by distance to the nearest terminus, and the
+share that per-protein mean offsets alone would make.
 """
 
 from __future__ import annotations
@@ -39,11 +42,34 @@ def fidelity(reference: list[np.ndarray], scores: list[np.ndarray]) -> dict:
             "mean_abs_diff": float(np.mean(np.abs(a - b)))}
 
 
+WHERE_BINS = [(0, 5), (5, 20), (20, 60), (60, 150), (150, None)]
+
+
+def where(reference: list[np.ndarray], scores: list[np.ndarray]) -> dict:
+    """Where a student departs from v3: per band of distance to the nearest terminus, the share of residues,
+    the share of the squared difference and r; and the share of the squared difference that per-protein
+    mean offsets alone would make."""
+    a, b = np.concatenate(reference), np.concatenate(scores)
+    sq = (a - b) ** 2
+    total = max(float(sq.sum()), 1e-12)
+    term = np.concatenate([np.minimum(np.arange(len(x)), np.arange(len(x))[::-1]) for x in reference])
+    bands = []
+    for lo, hi in WHERE_BINS:
+        k = (term >= lo) & (term < (hi if hi is not None else np.inf))
+        r = float(np.corrcoef(a[k], b[k])[0, 1]) if k.sum() > 1 else float("nan")
+        bands.append({"band": f"{lo}-{hi - 1}" if hi is not None else f"{lo}+", "residues": float(k.mean()),
+                      "sq_diff": float(sq[k].sum()) / total, "r": r})
+    offsets = sum(len(x) * (x.mean() - y.mean()) ** 2 for x, y in zip(reference, scores))
+    return {"bands": bands, "offset_share": float(offsets) / total}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fasta", nargs="+", required=True)
     ap.add_argument("--proteins", type=int, default=1000, help="the first N proteins of each file")
     ap.add_argument("--models", nargs="+", default=["default", "fast", "function"])
+    ap.add_argument("--where", action="store_true", help="also break the differences down by distance to the "
+                    "nearest terminus, and give the share of per-protein mean offsets")
     args = ap.parse_args(argv)
     seqs = [s for path in args.fasta for s in first_proteins(path, args.proteins)]
     seqs = list(dict.fromkeys(seqs))
@@ -61,6 +87,13 @@ def main(argv=None) -> int:
     for name, scores in rows.items():
         f = fidelity(v3, [np.asarray(s, dtype=np.float64) for s in scores])
         print(f"{name:<34} {f['r_residues']:>12.4f} {f['r_protein_means']:>18.4f} {f['mean_abs_diff']:>12.4f}")
+    if args.where:
+        print("\nwhere the differences are (distance to the nearest terminus, residues): share of residues / "
+              "share of the squared difference / r")
+        for name, scores in rows.items():
+            w = where(v3, [np.asarray(s, dtype=np.float64) for s in scores])
+            bands = "  ".join(f"{b['band']}: {b['residues']:.3f}/{b['sq_diff']:.3f}/{b['r']:.4f}" for b in w["bands"])
+            print(f"{name:<34} {bands}  per-protein mean offsets: {w['offset_share']:.3f} of the squared difference")
     return 0
 
 

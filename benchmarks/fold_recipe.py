@@ -20,9 +20,10 @@ clustered together by MMseqs2 at 30% identity and the clusters split into ``--fo
    scores of models that never saw fold I's labels either (``benchmarks/function_stack.py --nested``).
 
 Architectures (``--archs``): CNNs (``plain32`` is the shipped default's shape, ``ctx32`` adds the protein's
-mean hidden state, ``ctx48`` is wider, ``rec32`` adds a BiLSTM over 16-residue chunk means) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
+mean hidden state, ``ctx48`` is wider, ``rec32`` adds a BiLSTM over 16-residue chunk means, ``rec32m`` a second one after the middle layer) and ``lstm52``, a bidirectional LSTM shaped like metapredict v3 (two
 layers of 52 units; numpy prediction, slower than the CNNs). ``--set channels=8 layers=2`` shrinks every architecture for a
-trial. Every model is an idrkit model folder ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all`` under ``--out``,
+trial. ``--blur nox=3`` leaves the ``nox`` labels within 3 residues of a boundary between order and disorder
+out of fine-tuning (DisProt's region boundaries are coarse). Every model is an idrkit model folder ``ARCH-VARIANT-eE-foldK`` or ``ARCH-VARIANT-eE-all`` under ``--out``,
 with ``folds.json`` (track, id and fold of every labelled protein). ``benchmarks/select_models.py`` scores them on
 the pooled out-of-fold predictions and chooses; the validation file is not in the pack.
 
@@ -59,6 +60,9 @@ ARCHS = {
     # the default's shape plus a BiLSTM over means of 16-residue chunks (context from the whole protein)
     "rec32": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": False,
               "recurrent": 16},
+    # rec32 with a second chunk recurrence after the middle layer (the layers after it use the context)
+    "rec32m": {"channels": 32, "layers": 8, "kernel": 5, "dilations": [1, 2, 4, 8], "context": False,
+               "recurrent": 16, "recurrent_mid": True},
     # a recurrent student shaped like metapredict v3 (2 bidirectional LSTM layers of 52 units); it predicts
     # with numpy, one time step at a time: too slow for the default, fit for a second model
     "lstm52": {"family": "bilstm", "channels": 52, "layers": 8},
@@ -311,6 +315,14 @@ def train(args) -> int:
         pack["n_unl"] = keep
         log(f"kept {keep} unlabelled proteins (dropped {drop})")
     n_unl, n_prot = pack["n_unl"], len(pack["seqs"])
+    blur = dict(_blur_setting(kv) for kv in args.blur)
+    if blur:  # coarse boundaries of a track are not trained on (the balanced class weights keep all labels)
+        lab_starts0 = pack["starts"][n_unl:] - pack["starts"][n_unl]
+        fine_labels = pack["labels"]
+        pack["labels"] = np.concatenate([
+            blur_boundaries(fine_labels[s:s + n], blur[t]) if t in blur else fine_labels[s:s + n]
+            for s, n, t in zip(lab_starts0, pack["lengths"][n_unl:], pack["tracks"])])
+        log("labels not trained on: " + ", ".join(f"{t}: {w} residues each side of a boundary" for t, w in blur.items()))
     folds = pack["folds"]
     n_folds = int(folds.max()) + 1
     if args.distil_epochs == 0 and not args.init:
@@ -356,7 +368,8 @@ def train(args) -> int:
     lab = np.arange(n_unl, n_prot)
     # the class weights of the balanced variant, per fold: sqrt(neg/pos) of each labelled head's training labels
     lab_starts = pack["starts"][n_unl:] - pack["starts"][n_unl]
-    labels_of = [pack["labels"][s:s + n] for s, n in zip(lab_starts, pack["lengths"][n_unl:])]
+    all_labels = fine_labels if blur else pack["labels"]
+    labels_of = [all_labels[s:s + n] for s, n in zip(lab_starts, pack["lengths"][n_unl:])]
     balanced = {}
     for k in keys:
         keep = _training(folds, k)
@@ -373,6 +386,7 @@ def train(args) -> int:
         base_card = {"recipe": "benchmarks/fold_recipe.py", "arch": arch_name, "arch_of": arch_key, **arch,
                      "distil_proteins": n_unl, "teacher": pack["teacher"], "distil_lr": args.lr,
                      "ft_lr": args.ft_lr, "batch_residues": args.batch_residues, "teacher_weight": args.teacher_weight,
+                     "blur": blur,
                      "device": str(device), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                      "training_files": pack["files"], "init": args.init}
 
@@ -415,6 +429,7 @@ def train(args) -> int:
                 def snapshot(e, k=k, variant=variant, pw=tuple(pw)):
                     if e in args.snapshots:
                         card = dict(base_card, variant=variant, pos_weight=list(pw), epochs=e,
+                                    schedule_epochs=max(args.snapshots),
                                     fold=k, folds=n_folds, joint_ratio=args.joint_ratio, nox_weight=args.nox_weight,
                                     seconds=round(t_distil + time.time() - t_ft, 1))
                         save_model(out / _model_name(arch_name, variant, e, k), module, arch, mean, std,
@@ -437,6 +452,19 @@ def train(args) -> int:
             log("deadline reached: no further architectures")
             break
     return 0
+
+
+def blur_boundaries(labels: np.ndarray, width: int) -> np.ndarray:
+    """A protein's labels with the ``width`` residues on each side of every change between ordered (0) and
+    disordered (1) set to unknown (-1): coarse region boundaries (e.g. DisProt's) are not trained on."""
+    out = np.array(labels, dtype=np.int8, copy=True)
+    if width <= 0 or out.size < 2:
+        return out
+    known = out >= 0
+    change = np.flatnonzero(known[1:] & known[:-1] & (out[1:] != out[:-1])) + 1  # first residue after a change
+    for c in change:
+        out[max(0, c - width):c + width] = -1
+    return out
 
 
 def _training(folds: np.ndarray, key) -> np.ndarray:
@@ -464,6 +492,13 @@ def _warm_start(torch, module, src) -> str:
         state[k] = torch.from_numpy(np.array(src.arrays[f"w.{k}"]))
     module.load_state_dict(state)
     return f"{len(copied)} of {len(state)} weight arrays copied"
+
+
+def _blur_setting(kv: str) -> tuple[str, int]:
+    track, sep, width = kv.partition("=")
+    if not sep or track not in ("pdb", "nox") or not width.isdigit():
+        raise InputError(f"--blur {kv!r}: give TRACK=RESIDUES, e.g. nox=3 (tracks: pdb, nox)")
+    return track, int(width)
 
 
 def _setting(kv: str):
@@ -509,6 +544,9 @@ def main(argv=None) -> int:
                     help="unlabelled residues per labelled residue in every fine-tuning epoch")
     tr.add_argument("--teacher-weight", type=float, default=1.0)
     tr.add_argument("--nox-weight", type=float, default=1.0, help="weight of the nox head's loss in fine-tuning")
+    tr.add_argument("--blur", nargs="*", default=[], metavar="TRACK=RESIDUES",
+                    help="fine-tuning: do not train on the labels of TRACK within RESIDUES of a boundary between "
+                         "order and disorder (coarse boundaries, e.g. nox=3)")
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--ft-lr", type=float, default=1e-3)
     tr.add_argument("--batch-residues", type=int, default=65536)

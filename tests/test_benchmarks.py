@@ -173,12 +173,24 @@ def test_fold_recipe_and_selection_choose_on_folds(tiny_records, cnn_dir, tmp_pa
     assert recipe.main(["train", "--pack", str(pack), "--out", str(rec_out), "--archs", "rec32", "--variants",
                         "unweighted", "--snapshots", "1", "--distil-epochs", "1", "--set", "channels=8", "layers=2",
                         "--workers", "1",
-                        "--batch-residues", "4096", "--init", str(out / "ctx32-distilled")]) == 0
+                        "--batch-residues", "4096", "--init", str(out / "ctx32-distilled"), "--blur", "nox=2"]) == 0
     assert "starting from" in (rec_out / "log.txt").read_text()
+    assert "nox: 2 residues each side of a boundary" in (rec_out / "log.txt").read_text()
+    assert load_model(rec_out / "rec32-unweighted-e1-fold0").meta["card"]["blur"] == {"nox": 2}
     rec = load_model(rec_out / "rec32-distilled")
     assert rec.params.recurrent == 16 and rec.meta["card"]["init"] == str(out / "ctx32-distilled")
     assert np.array_equal(rec.arrays["feature_mean"], load_model(out / "ctx32-distilled").arrays["feature_mean"])
     assert 0 <= rec.predict_proba([tiny_records[0].sequence], track="pdb")[0].min() <= 1
+    # rec32m (a second chunk recurrence after the middle layer) warm-started from rec32 starts as rec32
+    mid_out = tmp_path / "mid"
+    assert recipe.main(["train", "--pack", str(pack), "--out", str(mid_out), "--archs", "rec32m", "--variants",
+                        "--distil-epochs", "0", "--set", "channels=8", "layers=2", "--workers", "1",
+                        "--init", str(rec_out / "rec32-distilled")]) == 0
+    mid = load_model(mid_out / "rec32m-distilled")
+    assert mid.params.recurrent_mid and "w.rec_mid_out.weight" in mid.arrays
+    probe = [r.sequence for r in tiny_records[:3]]
+    for a, b in zip(mid._predict_index(probe, 2), rec._predict_index(probe, 2)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
     # a folder of the user's where a model would go is refused before any training, and left as it was
     from idrkit.errors import InputError
 
@@ -452,3 +464,34 @@ def test_nested_stacking_learns_only_from_models_that_never_saw_the_held_out_fol
     shutil.rmtree(pairs / "plain32-unweighted-e1-fold1-2")
     with pytest.raises(InputError, match="fold1-2: missing"):
         stack.main(args + ["--nested", str(pairs)])
+
+
+def test_blur_boundaries_hides_labels_next_to_a_change():
+    """fold_recipe.py --blur: the residues within the width of a change between order and disorder become
+    unknown (-1); unknown labels stay unknown and a protein without a change keeps its labels."""
+    recipe = _load("fold_recipe")
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, -1, 1, 1], dtype=np.int8)
+    assert recipe.blur_boundaries(labels, 2).tolist() == [0, 0, -1, -1, -1, -1, 1, 1, -1, -1, -1, -1, -1, 1, 1]
+    assert recipe.blur_boundaries(labels, 0).tolist() == labels.tolist()
+    assert recipe.blur_boundaries(np.ones(6, np.int8), 3).tolist() == [1] * 6
+    from idrkit.errors import InputError
+
+    with pytest.raises(InputError, match="TRACK=RESIDUES"):
+        recipe._blur_setting("teacher=2")
+
+
+def test_fidelity_where_finds_differences_at_the_termini():
+    """fidelity.py --where: a student that departs from v3 only in the first 3 residues of each protein has
+    all of the squared difference in the 0-4 band; a constant offset is all per-protein mean offset."""
+    fidelity = _load("fidelity")
+    rng = np.random.default_rng(0)
+    ref = [rng.random(200) for _ in range(4)]
+    student = [r.copy() for r in ref]
+    for s in student:
+        s[:3] += 0.3
+    w = fidelity.where(ref, student)
+    assert [b["band"] for b in w["bands"]] == ["0-4", "5-19", "20-59", "60-149", "150+"]
+    assert w["bands"][0]["sq_diff"] == pytest.approx(1.0) and w["bands"][2]["r"] == pytest.approx(1.0)
+    assert sum(b["residues"] for b in w["bands"]) == pytest.approx(1.0)
+    assert fidelity.where(ref, [r + 0.1 for r in ref])["offset_share"] == pytest.approx(1.0)
+    assert w["offset_share"] < 0.1

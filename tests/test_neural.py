@@ -158,15 +158,20 @@ def test_bilstm_numpy_prediction_equals_the_torch_module(tiny_records):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_recurrent_cnn_numpy_prediction_equals_the_torch_module(tiny_records, tmp_path):
-    """The chunk recurrence (a BiLSTM over 4-residue chunk means) predicts with numpy as torch does, for
-    sequences shorter than a chunk, of whole chunks and of a partial last chunk; it survives save/load."""
-    model = get_family("cnn")(channels=8, layers=4, recurrent=4, epochs=1, batch_residues=100_000, progress=False)
+@pytest.mark.parametrize("mid", [False, True])
+def test_recurrent_cnn_numpy_prediction_equals_the_torch_module(tiny_records, tmp_path, mid):
+    """The chunk recurrence (a BiLSTM over 4-residue chunk means; with ``recurrent_mid`` a second one after
+    the middle layer) predicts with numpy as torch does, for sequences shorter than a chunk, of whole
+    chunks and of a partial last chunk; it survives save/load."""
+    model = get_family("cnn")(channels=8, layers=4, recurrent=4, recurrent_mid=mid, epochs=1,
+                              batch_residues=100_000, progress=False)
     model.fit(tiny_records[:12])
     module = model._torch_module()
+    assert (module.mid == 1) if mid else module.mid is None
     with torch.no_grad():  # a zero-initialised output projection would hide the recurrence: give it weights
-        module.rec_out.weight.normal_(0, 0.5)
-        module.rec_out.bias.normal_(0, 0.5)
+        for out in [module.rec_out] + ([module.rec_mid_out] if mid else []):
+            out.weight.normal_(0, 0.5)
+            out.bias.normal_(0, 0.5)
     model._store(module)
     seqs = [tiny_records[12].sequence[:3], tiny_records[13].sequence[:8], tiny_records[14].sequence[:13]] + [
         r.sequence for r in tiny_records[15:20]]
@@ -176,6 +181,12 @@ def test_recurrent_cnn_numpy_prediction_equals_the_torch_module(tiny_records, tm
     silent.arrays["w.rec_out.weight"] = np.zeros_like(silent.arrays["w.rec_out.weight"])
     silent.arrays["w.rec_out.bias"] = np.zeros_like(silent.arrays["w.rec_out.bias"])
     without = silent.predict_proba(seqs, track="pdb")
+    if mid:  # the middle recurrence alone changes the scores too
+        no_mid = load_model(tmp_path / "m")
+        for k in ("w.rec_mid_out.weight", "w.rec_mid_out.bias"):
+            no_mid.arrays[k] = np.zeros_like(no_mid.arrays[k])
+        for got, other in zip(numpy_scores, no_mid.predict_proba(seqs, track="pdb")):
+            assert np.abs(got - other).max() > 1e-3
     for s, got, other in zip(seqs, numpy_scores, without):
         x = torch.from_numpy(model._inputs(s)[None].astype(np.float32))
         with torch.no_grad():
@@ -189,3 +200,5 @@ def test_recurrent_size_is_checked():
 
     with pytest.raises(ModelError, match="params.recurrent"):
         get_family("cnn")(recurrent=-1).params.check("model.json")
+    with pytest.raises(ModelError, match="params.recurrent_mid"):
+        get_family("cnn")(recurrent_mid=True).params.check("model.json")  # no chunk size

@@ -40,6 +40,13 @@ def context_layers(p) -> list[int]:
     return sorted({min(i + cycle - 1, p.layers - 1) for i in range(0, p.layers, cycle)})
 
 
+def mid_layer(p) -> int | None:
+    """The CNN layer after which a ``recurrent_mid`` model adds its second chunk context (None: no such)."""
+    if not getattr(p, "recurrent", 0) or not getattr(p, "recurrent_mid", False):
+        return None
+    return max(0, p.layers // 2 - 1)
+
+
 def chunk_interpolation(n: int, size: int, n_chunks: np.ndarray):
     """For residues 0..n-1 of sequences with ``n_chunks`` (B,) chunks of ``size`` residues each: the two
     chunks around each residue and the weight of the second (linear between chunk centres, flat beyond the
@@ -50,12 +57,14 @@ def chunk_interpolation(n: int, size: int, n_chunks: np.ndarray):
     return i0, np.minimum(i0 + 1, last), (u - i0).astype(np.float32)
 
 
-def chunk_context(arrays: dict[str, np.ndarray], size: int, h: np.ndarray, spans: list[tuple[int, int]]) -> None:
+def chunk_context(arrays: dict[str, np.ndarray], size: int, h: np.ndarray, spans: list[tuple[int, int]],
+                  prefix: str = "rec") -> None:
     """Adds, in place, the ``recurrent`` CNN's chunk context (see :class:`~idrkit.models.torch_modules.CNN`)
-    to the packed hidden states ``h`` of the sequences at ``spans``."""
+    to the packed hidden states ``h`` of the sequences at ``spans``; ``prefix`` names its weights (``rec``
+    before the head, ``rec_mid`` after the middle layer)."""
     from .lstm_numpy import bidirectional_layer
 
-    g = layer_norm(h, arrays["w.rec_norm.weight"], arrays["w.rec_norm.bias"])
+    g = layer_norm(h, arrays[f"w.{prefix}_norm.weight"], arrays[f"w.{prefix}_norm.bias"])
     n_chunks = np.array([-(-(e - s) // size) for s, e in spans], dtype=np.int64)
     k = int(n_chunks.max())
     pooled = np.zeros((len(spans), k, h.shape[1]), np.float32)
@@ -64,8 +73,8 @@ def chunk_context(arrays: dict[str, np.ndarray], size: int, h: np.ndarray, spans
         pooled[b, :full] = g[s:s + full * size].reshape(full, size, g.shape[1]).mean(axis=1)
         if full < n_chunks[b]:
             pooled[b, full] = g[s + full * size:e].mean(axis=0)
-    r = bidirectional_layer(arrays, "w.rec.{}_l0", pooled, n_chunks) @ arrays["w.rec_out.weight"].T + \
-        arrays["w.rec_out.bias"]
+    r = bidirectional_layer(arrays, f"w.{prefix}.{{}}_l0", pooled, n_chunks) @ arrays[f"w.{prefix}_out.weight"].T + \
+        arrays[f"w.{prefix}_out.bias"]
     for b, (s, e) in enumerate(spans):
         i0, i1, w = chunk_interpolation(e - s, size, n_chunks[b:b + 1])
         w = w[0][:, None]
@@ -83,6 +92,7 @@ def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.n
     after = context_layers(params)
     if after and spans is None:
         raise ModelError("a context CNN needs the span of every packed sequence")
+    mid = mid_layer(params)
     m = mask[:, None]
     n = x.shape[0]
     h = (x @ arrays["w.inp.weight"].T + arrays["w.inp.bias"]) * m
@@ -110,6 +120,10 @@ def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.n
             w, b = arrays[f"w.ctxs.{j}.weight"], arrays[f"w.ctxs.{j}.bias"]
             for s, e in spans:
                 h[s:e] += g[s:e].mean(axis=0) @ w.T + b
+        if i == mid:
+            if spans is None:
+                raise ModelError("a recurrent CNN needs the span of every packed sequence")
+            chunk_context(arrays, params.recurrent, h, spans, "rec_mid")
     if getattr(params, "recurrent", 0):
         if spans is None:
             raise ModelError("a recurrent CNN needs the span of every packed sequence")

@@ -53,6 +53,7 @@ class NeuralParams(Params):
     dropout: float = 0.1
     context: bool = False  # CNN: add the protein's mean hidden state after every cycle of dilations
     recurrent: int = 0  # CNN: add a BiLSTM over means of chunks of this many residues before the head (0: none)
+    recurrent_mid: bool = False  # recurrent CNN: also add such a chunk context after the middle layer
     lr: float = 2e-3
     weight_decay: float = 1e-2
     epochs: int = 10
@@ -80,6 +81,9 @@ class NeuralParams(Params):
                 raise ModelError(f"{where}: field 'params.{name}' must be at least 1, not {value}")
         if not isinstance(self.recurrent, int) or isinstance(self.recurrent, bool) or self.recurrent < 0:
             raise ModelError(f"{where}: field 'params.recurrent' must be a whole number >= 0, not {self.recurrent!r}")
+        if not isinstance(self.recurrent_mid, bool) or (self.recurrent_mid and not self.recurrent):
+            raise ModelError(f"{where}: field 'params.recurrent_mid' must be true or false, and true only with "
+                             f"'params.recurrent' above 0, not {self.recurrent_mid!r}")
         if not self.dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
                                          for d in self.dilations):
             raise ModelError(f"{where}: field 'params.dilations' must be a non-empty list of whole numbers >= 1")

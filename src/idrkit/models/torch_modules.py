@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .cnn_numpy import chunk_interpolation, context_layers
+from .cnn_numpy import chunk_interpolation, context_layers, mid_layer
 
 
 class CNN(nn.Module):
@@ -22,7 +22,9 @@ class CNN(nn.Module):
     (zero-initialised, so that they start as the plain CNN, also when warm-started from one). ``recurrent``
     models (``recurrent`` = S residues) add, before the head, a bidirectional LSTM over the means of
     consecutive chunks of S residues, interpolated back to residues: context from the whole protein at 1/S
-    of the cost of a recurrence over residues (its output projection is zero-initialised too).
+    of the cost of a recurrence over residues (its output projection is zero-initialised too). With
+    ``recurrent_mid``, a second such chunk context is added after the middle layer, so that the layers
+    after it combine the whole protein's context with the local one.
     """
 
     def __init__(self, p, n_features: int, n_heads: int):
@@ -44,12 +46,13 @@ class CNN(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self.chunk = int(getattr(p, "recurrent", 0) or 0)
-        if self.chunk:
-            self.rec_norm = nn.LayerNorm(c)
-            self.rec = nn.LSTM(c, c, batch_first=True, bidirectional=True)
-            self.rec_out = nn.Linear(2 * c, c)
-            nn.init.zeros_(self.rec_out.weight)
-            nn.init.zeros_(self.rec_out.bias)
+        self.mid = mid_layer(p)
+        for prefix in (["rec"] if self.chunk else []) + (["rec_mid"] if self.mid is not None else []):
+            setattr(self, f"{prefix}_norm", nn.LayerNorm(c))
+            setattr(self, prefix, nn.LSTM(c, c, batch_first=True, bidirectional=True))
+            setattr(self, f"{prefix}_out", nn.Linear(2 * c, c))
+            nn.init.zeros_(getattr(self, f"{prefix}_out").weight)
+            nn.init.zeros_(getattr(self, f"{prefix}_out").bias)
 
     def forward(self, x, mask):
         m = mask.unsqueeze(-1)
@@ -62,20 +65,22 @@ class CNN(nn.Module):
                 j = self.after.index(i)
                 g = (self.ctx_norms[j](h) * m).sum(1) / m.sum(1).clamp_min(1.0)
                 h = h + self.ctxs[j](g).unsqueeze(1) * m
+            if i == self.mid:
+                h = h + self._chunk_context(h, mask, "rec_mid") * m
         if self.chunk:
             h = h + self._chunk_context(h, mask) * m
         return self.out(torch.relu(self.out_norm(h)))
 
-    def _chunk_context(self, h, mask):
+    def _chunk_context(self, h, mask, prefix: str = "rec"):
         b, n, c = h.shape
         s = self.chunk
         k = -(-n // s)
-        g = nn.functional.pad(self.rec_norm(h) * mask.unsqueeze(-1), (0, 0, 0, k * s - n))
+        g = nn.functional.pad(getattr(self, f"{prefix}_norm")(h) * mask.unsqueeze(-1), (0, 0, 0, k * s - n))
         cnt = nn.functional.pad(mask, (0, k * s - n)).view(b, k, s).sum(2)
         pooled = g.view(b, k, s, c).sum(2) / cnt.clamp_min(1.0).unsqueeze(-1)
         n_chunks = (cnt > 0).sum(1)
-        out = _lstm_fp32(self.rec, pooled, n_chunks.cpu(), k)
-        r = self.rec_out(out)  # (B, K, C)
+        out = _lstm_fp32(getattr(self, prefix), pooled, n_chunks.cpu(), k)
+        r = getattr(self, f"{prefix}_out")(out)  # (B, K, C)
         i0, i1, w = (torch.from_numpy(a).to(h.device) for a in chunk_interpolation(n, s, n_chunks.cpu().numpy()))
         return torch.gather(r, 1, i0.unsqueeze(-1).expand(b, n, c)) * (1 - w).unsqueeze(-1) + \
             torch.gather(r, 1, i1.unsqueeze(-1).expand(b, n, c)) * w.unsqueeze(-1)
