@@ -293,6 +293,8 @@ def train(args) -> int:
     from idrkit.models.torch_modules import build_module
 
     t_start = time.time()
+    blur = dict(_blur_setting(kv) for kv in args.blur)  # bad settings are refused before any work
+    settings = dict(_setting(kv) for kv in args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -315,7 +317,6 @@ def train(args) -> int:
         pack["n_unl"] = keep
         log(f"kept {keep} unlabelled proteins (dropped {drop})")
     n_unl, n_prot = pack["n_unl"], len(pack["seqs"])
-    blur = dict(_blur_setting(kv) for kv in args.blur)
     if blur:  # coarse boundaries of a track are not trained on (the balanced class weights keep all labels)
         lab_starts0 = pack["starts"][n_unl:] - pack["starts"][n_unl]
         fine_labels = pack["labels"]
@@ -376,7 +377,7 @@ def train(args) -> int:
         balanced[k] = [balanced_pos_weight(np.concatenate([lb for lb, t, use in zip(labels_of, pack["tracks"], keep)
                                                            if use and t == h])) for h in ("pdb", "nox")] + [1.0]
     for arch_key in args.archs:
-        arch = {**ARCHS[arch_key], **dict(_setting(kv) for kv in args.set)}
+        arch = {**ARCHS[arch_key], **settings}
         arch_name = args.name or arch_key
         p = NeuralParams(**{k: v for k, v in arch.items() if k != "family"}, dropout=0.0)
         module = build_module(arch.get("family", "cnn"), p, len(mean), len(HEADS)).to(device)

@@ -480,6 +480,19 @@ def test_blur_boundaries_hides_labels_next_to_a_change():
         recipe._blur_setting("teacher=2")
 
 
+@pytest.mark.parametrize("bad", [["--blur", "nox"], ["--set", "width=3"]])
+def test_fold_recipe_refuses_bad_settings_before_any_work(tmp_path, bad):
+    """A bad --blur or --set is refused before the pack is read or the output folder is made."""
+    from idrkit.errors import InputError
+
+    recipe = _load("fold_recipe")
+    pack = tmp_path / "pack.npz"
+    pack.write_bytes(b"not read")  # a bad setting is refused before the pack is read
+    with pytest.raises(InputError, match="--blur|--set"):
+        recipe.main(["train", "--pack", str(pack), "--out", str(tmp_path / "o")] + bad)
+    assert not (tmp_path / "o").exists()
+
+
 def test_fidelity_where_finds_differences_at_the_termini():
     """fidelity.py --where: a student that departs from v3 only in the first 3 residues of each protein has
     all of the squared difference in the 0-4 band; a constant offset is all per-protein mean offset."""
