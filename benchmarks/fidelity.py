@@ -84,14 +84,15 @@ def main(argv=None) -> int:
             rows[f"idrkit {name} (teacher head)"] = model._predict_index(seqs, model.heads.index("teacher"))
     rows["metapredict v2"] = teacher_scores("metapredict-v2", seqs)
     print(f"{'predictor against metapredict v3':<34} {'r (residues)':>12} {'r (protein means)':>18} {'mean |diff|':>12}")
+    rows = {name: [np.asarray(s, dtype=np.float64) for s in scores] for name, scores in rows.items()}
     for name, scores in rows.items():
-        f = fidelity(v3, [np.asarray(s, dtype=np.float64) for s in scores])
+        f = fidelity(v3, scores)
         print(f"{name:<34} {f['r_residues']:>12.4f} {f['r_protein_means']:>18.4f} {f['mean_abs_diff']:>12.4f}")
     if args.where:
         print("\nwhere the differences are (distance to the nearest terminus, residues): share of residues / "
               "share of the squared difference / r")
         for name, scores in rows.items():
-            w = where(v3, [np.asarray(s, dtype=np.float64) for s in scores])
+            w = where(v3, scores)
             bands = "  ".join(f"{b['band']}: {b['residues']:.3f}/{b['sq_diff']:.3f}/{b['r']:.4f}" for b in w["bands"])
             print(f"{name:<34} {bands}  per-protein mean offsets: {w['offset_share']:.3f} of the squared difference")
     return 0

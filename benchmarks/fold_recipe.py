@@ -317,12 +317,12 @@ def train(args) -> int:
         pack["n_unl"] = keep
         log(f"kept {keep} unlabelled proteins (dropped {drop})")
     n_unl, n_prot = pack["n_unl"], len(pack["seqs"])
+    lab_starts = pack["starts"][n_unl:] - pack["starts"][n_unl]  # each labelled protein's first label
+    # the labels of each labelled protein, all of them: the balanced class weights count these
+    labels_of = [pack["labels"][s:s + n] for s, n in zip(lab_starts, pack["lengths"][n_unl:])]
     if blur:  # coarse boundaries of a track are not trained on (the balanced class weights keep all labels)
-        lab_starts0 = pack["starts"][n_unl:] - pack["starts"][n_unl]
-        fine_labels = pack["labels"]
-        pack["labels"] = np.concatenate([
-            blur_boundaries(fine_labels[s:s + n], blur[t]) if t in blur else fine_labels[s:s + n]
-            for s, n, t in zip(lab_starts0, pack["lengths"][n_unl:], pack["tracks"])])
+        pack["labels"] = np.concatenate([blur_boundaries(lb, blur[t]) if t in blur else lb
+                                         for lb, t in zip(labels_of, pack["tracks"])])
         log("labels not trained on: " + ", ".join(f"{t}: {w} residues each side of a boundary" for t, w in blur.items()))
     folds = pack["folds"]
     n_folds = int(folds.max()) + 1
@@ -368,9 +368,6 @@ def train(args) -> int:
     unl = np.arange(n_unl)
     lab = np.arange(n_unl, n_prot)
     # the class weights of the balanced variant, per fold: sqrt(neg/pos) of each labelled head's training labels
-    lab_starts = pack["starts"][n_unl:] - pack["starts"][n_unl]
-    all_labels = fine_labels if blur else pack["labels"]
-    labels_of = [all_labels[s:s + n] for s, n in zip(lab_starts, pack["lengths"][n_unl:])]
     balanced = {}
     for k in keys:
         keep = _training(folds, k)

@@ -92,6 +92,8 @@ def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.n
     after = context_layers(params)
     if after and spans is None:
         raise ModelError("a context CNN needs the span of every packed sequence")
+    if getattr(params, "recurrent", 0) and spans is None:
+        raise ModelError("a recurrent CNN needs the span of every packed sequence")
     mid = mid_layer(params)
     m = mask[:, None]
     n = x.shape[0]
@@ -121,12 +123,8 @@ def cnn_forward(arrays: dict[str, np.ndarray], params, x: np.ndarray, mask: np.n
             for s, e in spans:
                 h[s:e] += g[s:e].mean(axis=0) @ w.T + b
         if i == mid:
-            if spans is None:
-                raise ModelError("a recurrent CNN needs the span of every packed sequence")
             chunk_context(arrays, params.recurrent, h, spans, "rec_mid")
     if getattr(params, "recurrent", 0):
-        if spans is None:
-            raise ModelError("a recurrent CNN needs the span of every packed sequence")
         chunk_context(arrays, params.recurrent, h, spans)
     z = np.maximum(layer_norm(h, arrays["w.out_norm.weight"], arrays["w.out_norm.bias"]), 0)
     return z @ arrays["w.out.weight"].T + arrays["w.out.bias"]
